@@ -1,0 +1,49 @@
+import type { Reading } from '../reading';
+import { HISTORIC_LABELS, STANDARD_LABELS } from '../tic/labels';
+
+/**
+ * A reading as one InfluxDB line-protocol point, timestamped in ms with the reading's own time so that a
+ * replay overwrites the same point. Schema (README "InfluxDB schema"):
+ *   measurement (default `teleinfo`)
+ *   tags   meter, source, tariff_option, tariff_period
+ *   fields every numeric label (integers as `i`), apparent_power, energy_total, phases, overrun,
+ *          and the strings a user needs: PTEC, LTARF, STGE
+ */
+
+const STRING_FIELDS = new Set(['PTEC', 'LTARF', 'STGE', 'OPTARIF', 'NGTF']);
+
+export function escapeMeasurement(s: string): string {
+  return s.replace(/[\\, ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
+}
+
+/** Tag keys, tag values and field keys: comma, equals and space are escaped; a newline cannot be carried. */
+export function escapeKey(s: string): string {
+  return s.replace(/[\\,= ]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ');
+}
+
+export function escapeStringField(s: string): string {
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+function integerLabel(label: string): boolean {
+  return (HISTORIC_LABELS[label] ?? STANDARD_LABELS[label])?.kind === 'int';
+}
+
+export function readingToLine(reading: Reading, measurement = 'teleinfo'): string {
+  let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
+  if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
+  if (reading.tariffPeriod) line += `,tariff_period=${escapeKey(reading.tariffPeriod)}`;
+  const fields: string[] = [];
+  for (const [label, value] of Object.entries(reading.values)) {
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) continue;
+      fields.push(`${escapeKey(label)}=${integerLabel(label) && Number.isInteger(value) ? `${value}i` : value}`);
+    } else if (STRING_FIELDS.has(label)) {
+      fields.push(`${escapeKey(label)}=${escapeStringField(value.trim())}`);
+    }
+  }
+  if (reading.apparentPower !== null) fields.push(`apparent_power=${Math.round(reading.apparentPower)}i`);
+  if (reading.energyTotal !== null) fields.push(`energy_total=${Math.round(reading.energyTotal)}i`);
+  fields.push(`phases=${reading.phases}i`, `overrun=${reading.overrun}`);
+  return `${line} ${fields.join(',')} ${Date.parse(reading.time)}`;
+}

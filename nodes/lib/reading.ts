@@ -1,0 +1,192 @@
+import type { TicFrame } from './tic/decoder';
+import { decodeOptarif, decodePtec, decodeStge, type StatusRegister, type TariffOption } from './tic/enums';
+import { parseHorodate } from './tic/horodate';
+import { HISTORIC_INDEX_LABELS, STANDARD_INDEX_LABELS } from './tic/labels';
+
+/**
+ * The normalized reading: the contract between all our nodes, whatever the source.
+ * Documented in README ("The normalized reading").
+ */
+export type ReadingSource = 'tic-historic' | 'tic-standard' | 'ecodevices';
+
+export interface Reading {
+  /** ADCO / ADSC, or a stable `<device>-T1` id when the meter's own id is unknown. */
+  meter: string;
+  source: ReadingSource;
+  /** ISO 8601 instant (UTC) of the reading: the meter clock in standard mode, else reception time. */
+  time: string;
+  /** `BASE`, `HC`, `EJP`, `TEMPO`, or the supplier calendar name (standard mode) when it maps to none. */
+  tariffOption: TariffOption | string | null;
+  /** Current period without padding: `TH`, `HC`, `HP`, `HN`, `PM`, `HCJB`… */
+  tariffPeriod: string | null;
+  /** VA */
+  apparentPower: number | null;
+  /** Wh: sum of the period indexes (historic) or EAST (standard). */
+  energyTotal: number | null;
+  /** Wh, by index label (`HCHC`, `HCHP`, `EASF01`…). */
+  energyIndexes: Record<string, number>;
+  /** A, one per phase. */
+  currents: number[];
+  phases: 1 | 3;
+  /** Subscribed power exceeded (ADPS, ADIRn, or STGE bit 7). */
+  overrun: boolean;
+  /** Every label of the reading, typed (numbers for decimal labels, text as sent otherwise). */
+  values: Record<string, number | string>;
+  /** Standard mode: the instant of each horodated label. */
+  horodates?: Record<string, string>;
+  /** Standard mode: the STGE status register, decoded. */
+  status?: StatusRegister;
+  /** Standard mode: the meter clock was degraded, so `time` is the reception time. */
+  clockDegraded?: boolean;
+}
+
+export class ReadingError extends Error {}
+
+/** A decoded TIC frame as a reading. `receivedAt` stamps historic frames, which carry no clock. */
+export function readingFromTicFrame(frame: TicFrame, receivedAt: Date): Reading {
+  const values: Record<string, number | string> = {};
+  const horodates: Record<string, string> = {};
+  let meterTime: string | null = null;
+  let clockDegraded = false;
+  for (const g of frame.groups) {
+    values[g.label] = g.value;
+    if (g.horodate !== undefined) {
+      const h = parseHorodate(g.horodate);
+      if (h === null) continue;
+      if (g.label === 'DATE') {
+        clockDegraded = h.degraded;
+        if (!h.degraded) meterTime = h.time;
+      } else horodates[g.label] = h.time;
+    }
+  }
+  if (frame.mode === 'historic') {
+    const meter = values.ADCO;
+    if (typeof meter !== 'string' || meter.trim() === '') {
+      throw new ReadingError(`historic frame without ADCO (labels: ${Object.keys(values).join(' ')})`);
+    }
+    return historicReading(meter.trim(), 'tic-historic', receivedAt.toISOString(), values);
+  }
+  const meter = values.ADSC;
+  if (typeof meter !== 'string' || meter.trim() === '') {
+    throw new ReadingError(`standard frame without ADSC (labels: ${Object.keys(values).join(' ')})`);
+  }
+  const reading = standardReading(meter.trim(), meterTime ?? receivedAt.toISOString(), values);
+  if (Object.keys(horodates).length > 0) reading.horodates = horodates;
+  if (clockDegraded) reading.clockDegraded = true;
+  return reading;
+}
+
+const num = (v: number | string | undefined): number | null => (typeof v === 'number' ? v : null);
+
+/** Summary of a set of historic labels; Eco-Devices readings use the same labels and go through here too. */
+export function historicReading(
+  meter: string,
+  source: ReadingSource,
+  time: string,
+  values: Record<string, number | string>,
+): Reading {
+  const energyIndexes: Record<string, number> = {};
+  let energyTotal: number | null = null;
+  for (const label of HISTORIC_INDEX_LABELS) {
+    const v = values[label];
+    if (typeof v === 'number') {
+      energyIndexes[label] = v;
+      energyTotal = (energyTotal ?? 0) + v;
+    }
+  }
+  const perPhase = ['IINST1', 'IINST2', 'IINST3'].map((l) => num(values[l]));
+  const threePhase = ['IINST2', 'IINST3', 'IMAX2', 'IMAX3', 'ADIR1', 'ADIR2', 'ADIR3', 'PPOT'].some(
+    (l) => values[l] !== undefined,
+  );
+  const single = num(values.IINST);
+  const currents = threePhase
+    ? perPhase.filter((c): c is number => c !== null)
+    : single !== null
+      ? [single]
+      : perPhase.filter((c): c is number => c !== null);
+  const optarif = values.OPTARIF;
+  const ptec = values.PTEC;
+  return {
+    meter,
+    source,
+    time,
+    tariffOption: typeof optarif === 'string' ? decodeOptarif(optarif) : null,
+    tariffPeriod: typeof ptec === 'string' ? (decodePtec(ptec)?.code ?? null) : null,
+    apparentPower: num(values.PAPP),
+    energyTotal,
+    energyIndexes,
+    currents,
+    phases: threePhase ? 3 : 1,
+    overrun: ['ADPS', 'ADIR1', 'ADIR2', 'ADIR3'].some((l) => values[l] !== undefined),
+    values,
+  };
+}
+
+function standardReading(meter: string, time: string, values: Record<string, number | string>): Reading {
+  const energyIndexes: Record<string, number> = {};
+  for (const label of STANDARD_INDEX_LABELS) {
+    const v = values[label];
+    if (typeof v === 'number') energyIndexes[label] = v;
+  }
+  const threePhase = ['IRMS2', 'IRMS3', 'URMS2', 'URMS3', 'SINSTS2', 'SINSTS3'].some((l) => values[l] !== undefined);
+  const currents = ['IRMS1', 'IRMS2', 'IRMS3'].map((l) => num(values[l])).filter((c): c is number => c !== null);
+  const stge = typeof values.STGE === 'string' ? decodeStge(values.STGE) : null;
+  const reading: Reading = {
+    meter,
+    source: 'tic-standard',
+    time,
+    tariffOption: typeof values.NGTF === 'string' ? standardOption(values.NGTF) : null,
+    tariffPeriod: typeof values.LTARF === 'string' ? standardPeriod(values.LTARF) : null,
+    apparentPower: num(values.SINSTS),
+    energyTotal: num(values.EAST),
+    energyIndexes,
+    currents,
+    phases: threePhase ? 3 : 1,
+    overrun: stge?.referencePowerExceeded ?? false,
+    values,
+  };
+  if (stge) reading.status = stge;
+  return reading;
+}
+
+const collapse = (s: string) => s.trim().replace(/\s+/g, ' ').toUpperCase();
+
+/** NGTF is free text chosen by the supplier; map the usual names onto the historic options. */
+function standardOption(ngtf: string): TariffOption | string | null {
+  const t = collapse(ngtf);
+  if (t === '') return null;
+  if (t.includes('TEMPO')) return 'TEMPO';
+  if (t.includes('EJP')) return 'EJP';
+  if (/CREUSE|\bHC\b|\bHP\b|PLEINE/.test(t)) return 'HC';
+  if (t.includes('BASE')) return 'BASE';
+  return t;
+}
+
+/** LTARF is free text too (`HEURE  CREUSE`, `HP  BLEU`); map it onto the historic PTEC codes. */
+function standardPeriod(ltarf: string): string | null {
+  const t = collapse(ltarf);
+  if (t === '') return null;
+  const offPeak = /CREUSE|\bHC\b/.test(t);
+  const peak = /PLEINE|\bHP\b/.test(t);
+  if (offPeak || peak) {
+    const colour = t.includes('BLEU') ? 'JB' : t.includes('BLANC') ? 'JW' : t.includes('ROUGE') ? 'JR' : '';
+    return (offPeak ? 'HC' : 'HP') + colour;
+  }
+  if (t.includes('BASE')) return 'TH';
+  return t;
+}
+
+/** A normalized reading as it arrives over MQTT (JSON) is accepted when it has the contract's shape. */
+export function isReading(value: unknown): value is Reading {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Partial<Reading>;
+  return (
+    typeof r.meter === 'string' &&
+    r.meter !== '' &&
+    (r.source === 'tic-historic' || r.source === 'tic-standard' || r.source === 'ecodevices') &&
+    typeof r.time === 'string' &&
+    !Number.isNaN(Date.parse(r.time)) &&
+    typeof r.values === 'object' &&
+    r.values !== null
+  );
+}

@@ -1,0 +1,186 @@
+import { decodeEcoDevicesPayload, looksLikeEcoDevices } from './ecodevices/decode';
+import { isReading, readingFromTicFrame, ReadingError, type Reading } from './reading';
+import { newCounters, TicStreamDecoder, type TicCounters } from './tic/decoder';
+import type { TicMode } from './tic/labels';
+
+/**
+ * Everything the teleinfo-parse node does, without Node-RED: turn any accepted input into normalized
+ * readings, apply the emission policy and the label filter, and say what was wrong with bad input.
+ */
+
+export type EmitPolicy = 'all' | 'change' | 'interval';
+
+export interface ParserOptions {
+  readonly mode: TicMode | 'auto';
+  readonly emit: EmitPolicy;
+  /** With `interval`: at most one reading per meter per this many seconds (of reading time). */
+  readonly intervalSeconds: number;
+  /** Keep only these labels in `values`; empty keeps all. */
+  readonly labels: readonly string[];
+  /** Eco-Devices payloads without an ADCO name their meters after this device id. */
+  readonly device: string;
+}
+
+export interface ParseOutcome {
+  readonly readings: Reading[];
+  readonly errors: string[];
+}
+
+export interface ParserCounters extends TicCounters {
+  readings: number;
+  suppressed: number;
+  invalidInputs: number;
+}
+
+/** Distinct serial streams (msg.port / msg.topic) decoded side by side; the oldest is forgotten past this. */
+const MAX_STREAMS = 16;
+/** Meters whose last emitted reading is remembered for `change` / `interval`. */
+const MAX_METERS = 10_000;
+const CONTROL = /[\x02\x03\x04\n\r]/;
+
+export class TeleinfoParser {
+  private readonly streams = new Map<string, TicStreamDecoder>();
+  private readonly lastEmitted = new Map<string, Reading>();
+  private readonly retiredCounters = newCounters();
+  private readonly own = { readings: 0, suppressed: 0, invalidInputs: 0 };
+  private readonly labelSet: ReadonlySet<string> | null;
+  lastMode: TicMode | 'ecodevices' | null = null;
+  lastMeter: string | null = null;
+
+  constructor(private readonly options: ParserOptions) {
+    this.labelSet = options.labels.length > 0 ? new Set(options.labels) : null;
+  }
+
+  get counters(): ParserCounters {
+    const total = { ...this.retiredCounters, ...this.own };
+    for (const decoder of this.streams.values()) {
+      for (const [k, v] of Object.entries(decoder.counters)) total[k as keyof TicCounters] += v;
+    }
+    return total;
+  }
+
+  parse(payload: unknown, stream: string, now: Date): ParseOutcome {
+    const readings: Reading[] = [];
+    const errors: string[] = [];
+    try {
+      this.dispatch(payload, stream, now, readings, errors);
+    } catch (e) {
+      this.own.invalidInputs++;
+      errors.push((e as Error).message);
+    }
+    const emitted = readings.map((r) => this.filterLabels(r)).filter((r) => this.shouldEmit(r));
+    this.own.readings += emitted.length;
+    this.own.suppressed += readings.length - emitted.length;
+    const last = emitted[emitted.length - 1];
+    if (last) this.lastMeter = last.meter;
+    return { readings: emitted, errors };
+  }
+
+  private dispatch(input: unknown, stream: string, now: Date, readings: Reading[], errors: string[]): void {
+    let payload = input;
+    if (typeof payload === 'string' && /^\s*[[{]/.test(payload)) {
+      try {
+        payload = JSON.parse(payload);
+      } catch (e) {
+        throw new Error(`malformed JSON: ${(e as Error).message}`);
+      }
+    }
+    if (Array.isArray(payload) && payload.length > 0 && payload.every(isReading)) {
+      readings.push(...payload);
+      return;
+    }
+    if (isReading(payload)) {
+      readings.push(payload);
+      return;
+    }
+    if (looksLikeEcoDevices(payload)) {
+      const snapshot = decodeEcoDevicesPayload(payload, { device: this.options.device, time: now });
+      if (snapshot.readings.length > 0) this.lastMode = 'ecodevices';
+      readings.push(...snapshot.readings);
+      return;
+    }
+    if (typeof payload === 'string' || payload instanceof Uint8Array) {
+      this.decodeTic(payload, stream, now, readings, errors);
+      return;
+    }
+    throw new Error(
+      `teleinfo-parse expects raw TIC (Buffer or string), Eco-Devices JSON or XML, or a normalized reading; got ${describe(payload)}`,
+    );
+  }
+
+  private decodeTic(chunk: string | Uint8Array, stream: string, now: Date, readings: Reading[], errors: string[]) {
+    // A line without any TIC control byte is one group, as a line-splitting reader delivers it.
+    const bytes = typeof chunk === 'string' && !CONTROL.test(chunk) ? `\n${chunk}\r` : chunk;
+    const { frames, errors: ticErrors } = this.decoder(stream).push(bytes);
+    for (const e of ticErrors) errors.push(`TIC ${e.kind} error: ${e.message}`);
+    for (const frame of frames) {
+      this.lastMode = frame.mode;
+      try {
+        readings.push(readingFromTicFrame(frame, now));
+      } catch (e) {
+        if (!(e instanceof ReadingError)) throw e;
+        this.own.invalidInputs++;
+        errors.push(e.message);
+      }
+    }
+  }
+
+  private decoder(stream: string): TicStreamDecoder {
+    let decoder = this.streams.get(stream);
+    if (!decoder) {
+      if (this.streams.size >= MAX_STREAMS) {
+        const [oldest, retired] = this.streams.entries().next().value as [string, TicStreamDecoder];
+        for (const [k, v] of Object.entries(retired.counters)) this.retiredCounters[k as keyof TicCounters] += v;
+        this.streams.delete(oldest);
+      }
+      decoder = new TicStreamDecoder({ mode: this.options.mode });
+      this.streams.set(stream, decoder);
+    }
+    return decoder;
+  }
+
+  private filterLabels(reading: Reading): Reading {
+    if (!this.labelSet) return reading;
+    const values: Record<string, number | string> = {};
+    for (const [k, v] of Object.entries(reading.values)) if (this.labelSet.has(k)) values[k] = v;
+    return { ...reading, values };
+  }
+
+  private shouldEmit(reading: Reading): boolean {
+    const { emit, intervalSeconds } = this.options;
+    if (emit === 'all') return true;
+    const previous = this.lastEmitted.get(reading.meter);
+    const due =
+      previous === undefined ||
+      (emit === 'change'
+        ? !sameValues(previous.values, reading.values)
+        : Date.parse(reading.time) - Date.parse(previous.time) >= intervalSeconds * 1000);
+    if (due) {
+      this.lastEmitted.delete(reading.meter);
+      if (this.lastEmitted.size >= MAX_METERS) this.lastEmitted.delete(this.lastEmitted.keys().next().value as string);
+      this.lastEmitted.set(reading.meter, reading);
+    }
+    return due;
+  }
+}
+
+function sameValues(a: Record<string, number | string>, b: Record<string, number | string>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => a[k] === b[k]);
+}
+
+function describe(payload: unknown): string {
+  if (payload === null || payload === undefined) return String(payload);
+  if (typeof payload === 'object') {
+    const keys = Object.keys(payload).slice(0, 5).join(', ');
+    return `an object with keys {${keys}}`;
+  }
+  return `a ${typeof payload} (${JSON.stringify(payload).slice(0, 40)})`;
+}
+
+/** `teleinfo/{meter}` → `teleinfo/021030167535`; MQTT wildcards and levels in ids are replaced. */
+export function renderTopic(pattern: string, reading: Reading): string {
+  const safe = (s: string) => s.replace(/[+#/\s]/g, '_');
+  return pattern.replace(/\{meter\}/g, safe(reading.meter)).replace(/\{source\}/g, reading.source);
+}

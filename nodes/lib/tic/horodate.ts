@@ -1,0 +1,44 @@
+/**
+ * Standard-mode horodate `SAAMMJJhhmmss` (54E §6.2.1.1): French legal time, S = `H` winter (UTC+1),
+ * `E` summer (UTC+2), lowercase when the meter clock is degraded, space when not applicable.
+ */
+export interface Horodate {
+  /** The instant, ISO 8601 in UTC. */
+  readonly time: string;
+  readonly season: 'winter' | 'summer' | null;
+  /** The meter clock has lost time and is not resynchronised yet: the instant may be wrong. */
+  readonly degraded: boolean;
+}
+
+const HORODATE = /^([ HhEe])(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
+
+export function parseHorodate(text: string): Horodate | null {
+  const m = HORODATE.exec(text);
+  if (!m) return null;
+  const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [string, string, string, string, string, string, string, string];
+  const fields = [2000 + Number(yy), Number(mo), Number(dd), Number(hh), Number(mi), Number(ss)] as const;
+  const [year, month, day, hour, minute, second] = fields;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
+  const localAsUtc = Date.UTC(year, month - 1, day, hour, minute, second);
+  const upper = s.toUpperCase();
+  const season = upper === 'H' ? 'winter' : upper === 'E' ? 'summer' : null;
+  const offsetHours = season === 'winter' ? 1 : season === 'summer' ? 2 : parisOffsetHours(localAsUtc);
+  return {
+    time: new Date(localAsUtc - offsetHours * 3_600_000).toISOString(),
+    season,
+    degraded: s === 'h' || s === 'e',
+  };
+}
+
+/** EU rule: summer time from the last Sunday of March to the last Sunday of October, 01:00 UTC. */
+function parisOffsetHours(localAsUtc: number): 1 | 2 {
+  const year = new Date(localAsUtc).getUTCFullYear();
+  const lastSunday = (month: number) => {
+    const d = new Date(Date.UTC(year, month + 1, 0));
+    return Date.UTC(year, month, d.getUTCDate() - d.getUTCDay());
+  };
+  const utcGuess = localAsUtc - 3_600_000;
+  const start = lastSunday(2) + 3_600_000;
+  const end = lastSunday(9) + 3_600_000;
+  return utcGuess >= start && utcGuess < end ? 2 : 1;
+}
