@@ -5,7 +5,12 @@ import type { Node, NodeMessage, NodeStatus } from 'node-red';
  * and a status that is refreshed at most once per interval on busy streams.
  */
 
-export function failInput(node: Node, done: (err?: Error) => void, message: string, status: NodeStatus): void {
+export function failInput(
+  node: Node,
+  done: (err?: Error) => void,
+  message: string,
+  status: NodeStatus,
+): void {
   node.status(status);
   done(new Error(message));
 }

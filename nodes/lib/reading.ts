@@ -1,5 +1,5 @@
 import type { TicFrame } from './tic/decoder';
-import { decodeOptarif, decodePtec, decodeStge, type StatusRegister, type TariffOption } from './tic/enums';
+import { decodeOptarif, decodePtec, decodeStge, type StatusRegister } from './tic/enums';
 import { parseHorodate } from './tic/horodate';
 import { HISTORIC_INDEX_LABELS, STANDARD_INDEX_LABELS } from './tic/labels';
 
@@ -15,8 +15,8 @@ export interface Reading {
   source: ReadingSource;
   /** ISO 8601 instant (UTC) of the reading: the meter clock in standard mode, else reception time. */
   time: string;
-  /** `BASE`, `HC`, `EJP`, `TEMPO`, or the supplier calendar name (standard mode) when it maps to none. */
-  tariffOption: TariffOption | string | null;
+  /** `BASE`, `HC`, `EJP`, `TEMPO` (TariffOption), or the supplier calendar name (standard mode) when it maps to none. */
+  tariffOption: string | null;
   /** Current period without padding: `TH`, `HC`, `HP`, `HN`, `PM`, `HCJB`… */
   tariffPeriod: string | null;
   /** VA */
@@ -128,8 +128,12 @@ function standardReading(meter: string, time: string, values: Record<string, num
     const v = values[label];
     if (typeof v === 'number') energyIndexes[label] = v;
   }
-  const threePhase = ['IRMS2', 'IRMS3', 'URMS2', 'URMS3', 'SINSTS2', 'SINSTS3'].some((l) => values[l] !== undefined);
-  const currents = ['IRMS1', 'IRMS2', 'IRMS3'].map((l) => num(values[l])).filter((c): c is number => c !== null);
+  const threePhase = ['IRMS2', 'IRMS3', 'URMS2', 'URMS3', 'SINSTS2', 'SINSTS3'].some(
+    (l) => values[l] !== undefined,
+  );
+  const currents = ['IRMS1', 'IRMS2', 'IRMS3']
+    .map((l) => num(values[l]))
+    .filter((c): c is number => c !== null);
   const stge = typeof values.STGE === 'string' ? decodeStge(values.STGE) : null;
   const reading: Reading = {
     meter,
@@ -152,7 +156,7 @@ function standardReading(meter: string, time: string, values: Record<string, num
 const collapse = (s: string) => s.trim().replace(/\s+/g, ' ').toUpperCase();
 
 /** NGTF is free text chosen by the supplier; map the usual names onto the historic options. */
-function standardOption(ngtf: string): TariffOption | string | null {
+function standardOption(ngtf: string): string | null {
   const t = collapse(ngtf);
   if (t === '') return null;
   if (t.includes('TEMPO')) return 'TEMPO';

@@ -36,6 +36,7 @@ export interface ParserCounters extends TicCounters {
 const MAX_STREAMS = 16;
 /** Meters whose last emitted reading is remembered for `change` / `interval`. */
 const MAX_METERS = 10_000;
+// eslint-disable-next-line no-control-regex -- STX, ETX and EOT are what this looks for
 const CONTROL = /[\x02\x03\x04\n\r]/;
 
 export class TeleinfoParser {
@@ -108,7 +109,13 @@ export class TeleinfoParser {
     );
   }
 
-  private decodeTic(chunk: string | Uint8Array, stream: string, now: Date, readings: Reading[], errors: string[]) {
+  private decodeTic(
+    chunk: string | Uint8Array,
+    stream: string,
+    now: Date,
+    readings: Reading[],
+    errors: string[],
+  ) {
     // A line without any TIC control byte is one group, as a line-splitting reader delivers it.
     const bytes = typeof chunk === 'string' && !CONTROL.test(chunk) ? `\n${chunk}\r` : chunk;
     const { frames, errors: ticErrors } = this.decoder(stream).push(bytes);
@@ -130,7 +137,8 @@ export class TeleinfoParser {
     if (!decoder) {
       if (this.streams.size >= MAX_STREAMS) {
         const [oldest, retired] = this.streams.entries().next().value as [string, TicStreamDecoder];
-        for (const [k, v] of Object.entries(retired.counters)) this.retiredCounters[k as keyof TicCounters] += v;
+        for (const [k, v] of Object.entries(retired.counters))
+          this.retiredCounters[k as keyof TicCounters] += v;
         this.streams.delete(oldest);
       }
       decoder = new TicStreamDecoder({ mode: this.options.mode });
@@ -157,7 +165,8 @@ export class TeleinfoParser {
         : Date.parse(reading.time) - Date.parse(previous.time) >= intervalSeconds * 1000);
     if (due) {
       this.lastEmitted.delete(reading.meter);
-      if (this.lastEmitted.size >= MAX_METERS) this.lastEmitted.delete(this.lastEmitted.keys().next().value as string);
+      if (this.lastEmitted.size >= MAX_METERS)
+        this.lastEmitted.delete(this.lastEmitted.keys().next().value as string);
       this.lastEmitted.set(reading.meter, reading);
     }
     return due;

@@ -19,7 +19,7 @@ interface TeleinfoParseDef extends NodeDef {
 export = function register(RED: NodeAPI): void {
   function TeleinfoParseNode(this: Node, config: TeleinfoParseDef): void {
     RED.nodes.createNode(this, config);
-    const node = this;
+    const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
     const parser = new TeleinfoParser({
       mode: config.mode || 'auto',
       emit: config.emit || 'all',
@@ -34,7 +34,14 @@ export = function register(RED: NodeAPI): void {
 
     const status = new ThrottledStatus(node, (): NodeStatus => {
       const c = parser.counters;
-      const errors = c.checksumErrors + c.formatErrors + c.interruptedFrames + c.oversizeErrors + c.modeErrors + c.valueErrors + c.invalidInputs;
+      const errors =
+        c.checksumErrors +
+        c.formatErrors +
+        c.interruptedFrames +
+        c.oversizeErrors +
+        c.modeErrors +
+        c.valueErrors +
+        c.invalidInputs;
       return {
         fill: errors > 0 ? 'yellow' : 'green',
         shape: 'dot',
@@ -48,8 +55,8 @@ export = function register(RED: NodeAPI): void {
     });
     node.status({ fill: 'grey', shape: 'ring', text: 'teleinfo-parse.status.waiting' });
 
-    node.on('input', (msg: NodeMessageInFlow & { port?: unknown }, send, done) => {
-      const stream = String(msg.port ?? msg.topic ?? '');
+    node.on('input', (msg: NodeMessageInFlow & { port?: string | number }, send, done) => {
+      const stream = `${msg.port ?? msg.topic ?? ''}`;
       const { readings, errors } = parser.parse(msg.payload, stream, new Date());
       const out = readings.map((reading, i) => {
         const m = i === 0 ? msg : { ...msg, _msgid: RED.util.generateId() };

@@ -37,19 +37,74 @@ export interface Capture {
 export function captures(): Capture[] {
   const bin = (file: string) => fixture('tic', file);
   return [
-    { file: 'pyteleinfo_captured_frames.bin', bytes: bin('pyteleinfo_captured_frames.bin'), mode: 'historic', badGroups: [] },
-    { file: 'pyteleinfo_captured_frames_txt_decoded.bin', bytes: bin('pyteleinfo_captured_frames_txt_decoded.bin'), mode: 'historic', badGroups: [] },
-    { file: 'unresolved_go_testcases_historic_tri_hc_adir.bin', bytes: bin('unresolved_go_testcases_historic_tri_hc_adir.bin'), mode: 'historic', badGroups: [] },
-    { file: 'goteleinfo_reader_test_standard.bin', bytes: bin('goteleinfo_reader_test_standard.bin'), mode: 'standard', badGroups: [] },
-    { file: 'openhab_cbetm-base-option-1.txt', bytes: textCapture('openhab_cbetm-base-option-1.txt', true), mode: 'historic', badGroups: [] },
-    { file: 'openhab_cbetm-ejp-option-1.txt', bytes: textCapture('openhab_cbetm-ejp-option-1.txt', true), mode: 'historic', badGroups: [] },
-    { file: 'unresolved_arduino_comment_historic_hc_adps.txt', bytes: textCapture('unresolved_arduino_comment_historic_hc_adps.txt', false), mode: 'historic', badGroups: [] },
+    {
+      file: 'pyteleinfo_captured_frames.bin',
+      bytes: bin('pyteleinfo_captured_frames.bin'),
+      mode: 'historic',
+      badGroups: [],
+    },
+    {
+      file: 'pyteleinfo_captured_frames_txt_decoded.bin',
+      bytes: bin('pyteleinfo_captured_frames_txt_decoded.bin'),
+      mode: 'historic',
+      badGroups: [],
+    },
+    {
+      file: 'unresolved_go_testcases_historic_tri_hc_adir.bin',
+      bytes: bin('unresolved_go_testcases_historic_tri_hc_adir.bin'),
+      mode: 'historic',
+      badGroups: [],
+    },
+    {
+      file: 'goteleinfo_reader_test_standard.bin',
+      bytes: bin('goteleinfo_reader_test_standard.bin'),
+      mode: 'standard',
+      badGroups: [],
+    },
+    {
+      file: 'openhab_cbetm-base-option-1.txt',
+      bytes: textCapture('openhab_cbetm-base-option-1.txt', true),
+      mode: 'historic',
+      badGroups: [],
+    },
+    {
+      file: 'openhab_cbetm-ejp-option-1.txt',
+      bytes: textCapture('openhab_cbetm-ejp-option-1.txt', true),
+      mode: 'historic',
+      badGroups: [],
+    },
+    {
+      file: 'unresolved_arduino_comment_historic_hc_adps.txt',
+      bytes: textCapture('unresolved_arduino_comment_historic_hc_adps.txt', false),
+      mode: 'historic',
+      badGroups: [],
+    },
     // Truncated first group: the capture started mid-group.
-    { file: 'openhab_linky-tic-mode-standard-single-phase-prod.txt', bytes: textCapture('openhab_linky-tic-mode-standard-single-phase-prod.txt', true), mode: 'standard', badGroups: ['EP*PREF\\t03\\tB'] },
-    { file: 'openhab_linky-tic-mode-standard-three-phase-prod.txt', bytes: textCapture('openhab_linky-tic-mode-standard-three-phase-prod.txt', true), mode: 'standard', badGroups: ['774332\\tX'] },
+    {
+      file: 'openhab_linky-tic-mode-standard-single-phase-prod.txt',
+      bytes: textCapture('openhab_linky-tic-mode-standard-single-phase-prod.txt', true),
+      mode: 'standard',
+      badGroups: ['EP*PREF\\t03\\tB'],
+    },
+    {
+      file: 'openhab_linky-tic-mode-standard-three-phase-prod.txt',
+      bytes: textCapture('openhab_linky-tic-mode-standard-three-phase-prod.txt', true),
+      mode: 'standard',
+      badGroups: ['774332\\tX'],
+    },
     // ADSC anonymised by the reporter without recomputing its checksum.
-    { file: 'issue_teleinfo2mqtt_29_standard_mono_excerpt.txt', bytes: textCapture('issue_teleinfo2mqtt_29_standard_mono_excerpt.txt', false), mode: 'standard', badGroups: ['ADSC\\t0XXXXXXXXXX\\tJ'] },
+    {
+      file: 'issue_teleinfo2mqtt_29_standard_mono_excerpt.txt',
+      bytes: textCapture('issue_teleinfo2mqtt_29_standard_mono_excerpt.txt', false),
+      mode: 'standard',
+      badGroups: ['ADSC\\t0XXXXXXXXXX\\tJ'],
+    },
     // The corrupted reception from the bug report (a byte dropped).
-    { file: 'issue_esphome_4690_standard_tri_excerpt.txt', bytes: textCapture('issue_esphome_4690_standard_tri_excerpt.txt', false), mode: 'standard', badGroups: ['EASD02\\t00134230\\t%'] },
+    {
+      file: 'issue_esphome_4690_standard_tri_excerpt.txt',
+      bytes: textCapture('issue_esphome_4690_standard_tri_excerpt.txt', false),
+      mode: 'standard',
+      badGroups: ['EASD02\\t00134230\\t%'],
+    },
   ];
 }

@@ -14,8 +14,9 @@ export interface IndependentGroup {
 export function validGroups(bytes: Uint8Array): IndependentGroup[] {
   const text = Buffer.from(bytes.map((b) => b & 0x7f)).toString('latin1');
   const out: IndependentGroup[] = [];
+  // eslint-disable-next-line no-control-regex -- TIC framing bytes
   for (const m of text.matchAll(/\n([^\n\r\x02\x03\x04]*)\r/g)) {
-    const g = m[1] as string;
+    const g = m[1];
     if (g.length < 4) continue;
     const sep = g[g.length - 2];
     if (sep !== ' ' && sep !== '\t') continue;
@@ -30,8 +31,8 @@ export function validGroups(bytes: Uint8Array): IndependentGroup[] {
       if (i > 0) out.push({ mode, label: inner.slice(0, i), horodate: '', data: inner.slice(i + 1) });
     } else {
       const f = inner.split('\t');
-      if (f.length === 2) out.push({ mode, label: f[0] as string, horodate: '', data: f[1] as string });
-      if (f.length === 3) out.push({ mode, label: f[0] as string, horodate: f[1] as string, data: f[2] as string });
+      if (f.length === 2) out.push({ mode, label: f[0], horodate: '', data: f[1] });
+      if (f.length === 3) out.push({ mode, label: f[0], horodate: f[1], data: f[2] });
     }
   }
   return out;

@@ -47,7 +47,11 @@ export interface Service {
 }
 
 /** Wait for `ready()` to hold, checking every 25 ms: the service answering is the event waited for. */
-export async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready().catch(() => false)) return;
@@ -127,7 +131,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   );
   const child = launch('mosquitto', ['-c', conf], dir);
   await waitFor(`mosquitto on ${port}`, () => tcpOpen(port));
-  return { pid: child.pid as number, port, dir, url: `mqtt://127.0.0.1:${port}`, stop: stopper(child, options.dir ? null : dir) };
+  return {
+    pid: child.pid as number,
+    port,
+    dir,
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: stopper(child, options.dir ? null : dir),
+  };
 }
 
 export interface Influxd extends Service {
@@ -137,7 +147,10 @@ export interface Influxd extends Service {
 }
 
 export interface InfluxQueryResult {
-  results: { series?: { name: string; columns: string[]; values: unknown[][]; tags?: Record<string, string> }[]; error?: string }[];
+  results: {
+    series?: { name: string; columns: string[]; values: unknown[][]; tags?: Record<string, string> }[];
+    error?: string;
+  }[];
 }
 
 export interface InfluxdOptions {
@@ -193,7 +206,9 @@ bind-address = "127.0.0.1:${rpcPort}"
 export interface VictoriaMetrics extends Service {
   readonly url: string;
   /** Every sample of the series matching `match`, after a forced flush. */
-  exportSeries(match: string): Promise<{ metric: Record<string, string>; values: number[]; timestamps: number[] }[]>;
+  exportSeries(
+    match: string,
+  ): Promise<{ metric: Record<string, string>; values: number[]; timestamps: number[] }[]>;
 }
 
 export async function startVictoriaMetrics(): Promise<VictoriaMetrics> {
@@ -201,19 +216,29 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetrics> {
   const port = await freePort();
   const child = launch(
     'victoria-metrics',
-    [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}/data`, '-retentionPeriod=100y', '-loggerLevel=WARN'],
+    [
+      `-httpListenAddr=127.0.0.1:${port}`,
+      `-storageDataPath=${dir}/data`,
+      '-retentionPeriod=100y',
+      '-loggerLevel=WARN',
+    ],
     dir,
   );
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`victoria-metrics on ${port}`, async () => (await httpStatus(`${url}/health`)) === 200);
   const exportSeries = async (match: string) => {
     await httpStatus(`${url}/internal/force_flush`);
-    const res = await fetch(`${url}/api/v1/export`, { method: 'POST', body: new URLSearchParams({ 'match[]': match }) });
+    const res = await fetch(`${url}/api/v1/export`, {
+      method: 'POST',
+      body: new URLSearchParams({ 'match[]': match }),
+    });
     const text = await res.text();
     return text
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { metric: Record<string, string>; values: number[]; timestamps: number[] });
+      .map(
+        (l) => JSON.parse(l) as { metric: Record<string, string>; values: number[]; timestamps: number[] },
+      );
   };
   return { pid: child.pid as number, port, dir, url, exportSeries, stop: stopper(child, dir) };
 }

@@ -41,15 +41,24 @@ describe('Eco-Devices JSON (cmd=10, cmd=20)', () => {
       '{"product":"Eco-devices","T1_PTEC":"HC..","T1_PAPP":"1230","T1_BASE":"100","T2_PTEC":"HP","T2_PAPP":40,"T2_BASE":200,"INDEX_C1":1,"INDEX_C2":2}',
       context,
     );
-    assert.deepEqual(s.readings.map((r) => [r.meter, r.tariffPeriod, r.apparentPower, r.values.PTEC]), [
-      ['box-T1', 'HC', 1230, 'HC..'],
-      ['box-T2', 'HP', 40, 'HP..'],
-    ]);
+    assert.deepEqual(
+      s.readings.map((r) => [r.meter, r.tariffPeriod, r.apparentPower, r.values.PTEC]),
+      [
+        ['box-T1', 'HC', 1230, 'HC..'],
+        ['box-T2', 'HP', 40, 'HP..'],
+      ],
+    );
   });
 
   test('cmd=20 daily counters', () => {
     const s = decodeEcoDevicesPayload({ Day_C1: 12.5, Day_C2: '3' }, context);
-    assert.deepEqual(s.counters.map((c) => [c.input, c.day]), [['C1', 12.5], ['C2', 3]]);
+    assert.deepEqual(
+      s.counters.map((c) => [c.input, c.day]),
+      [
+        ['C1', 12.5],
+        ['C2', 3],
+      ],
+    );
   });
 
   test('malformed or foreign JSON is a clear error', () => {
@@ -81,7 +90,10 @@ describe('Eco-Devices XML', () => {
   });
 
   test('teleinfo2.xml with no meter yields no reading', () => {
-    const s = decodeEcoDevicesPayload(xml('aohzan_ecodevices_issue35_teleinfo2_disconnected_xml_excerpt.xml'), context);
+    const s = decodeEcoDevicesPayload(
+      xml('aohzan_ecodevices_issue35_teleinfo2_disconnected_xml_excerpt.xml'),
+      context,
+    );
     assert.equal(s.readings.length, 0);
   });
 

@@ -1,10 +1,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeDemain, decodeOptarif, decodePtec, decodeRelais, decodeStge, parseHorodate } from '../../nodes/lib';
+import {
+  decodeDemain,
+  decodeOptarif,
+  decodePtec,
+  decodeRelais,
+  decodeStge,
+  parseHorodate,
+} from '../../nodes/lib';
 
 test('horodate: season letter gives the UTC offset; lowercase means degraded clock', () => {
-  assert.deepEqual(parseHorodate('H081225223518'), { time: '2008-12-25T21:35:18.000Z', season: 'winter', degraded: false });
-  assert.deepEqual(parseHorodate('E090714074553'), { time: '2009-07-14T05:45:53.000Z', season: 'summer', degraded: false });
+  assert.deepEqual(parseHorodate('H081225223518'), {
+    time: '2008-12-25T21:35:18.000Z',
+    season: 'winter',
+    degraded: false,
+  });
+  assert.deepEqual(parseHorodate('E090714074553'), {
+    time: '2009-07-14T05:45:53.000Z',
+    season: 'summer',
+    degraded: false,
+  });
   assert.equal(parseHorodate('e090714074553')?.degraded, true);
   // Space: not applicable (DPMx); French legal time is inferred from the date.
   assert.equal(parseHorodate(' 090714074553')?.time, '2009-07-14T05:45:53.000Z');

@@ -21,12 +21,18 @@ describe('TIC decoder over every real capture', () => {
       for (const frame of frames) {
         assert.equal(frame.mode, c.mode);
         for (const g of frame.groups) {
-          assert.ok(expected.has(`${g.label}|${g.horodate ?? ''}|${String(g.value)}`), `${g.label} ${String(g.value)}`);
+          assert.ok(
+            expected.has(`${g.label}|${g.horodate ?? ''}|${String(g.value)}`),
+            `${g.label} ${String(g.value)}`,
+          );
           if (labelSpec(c.mode, g.label).kind === 'int') assert.equal(typeof g.value, 'number', g.label);
         }
       }
       // The corrupted and truncated groups named in SOURCES.md, and only those, are rejected and counted.
-      assert.deepEqual(errors.map((e) => e.bytes), c.badGroups);
+      assert.deepEqual(
+        errors.map((e) => e.bytes),
+        c.badGroups,
+      );
       assert.ok(errors.every((e) => e.kind === 'checksum'));
       assert.equal(decoder.counters.checksumErrors, c.badGroups.length);
     });
@@ -35,7 +41,7 @@ describe('TIC decoder over every real capture', () => {
   test('historic Tempo capture: ten readings with the meter values', () => {
     const { frames } = decodeAll(fixture('tic', 'pyteleinfo_captured_frames.bin'));
     assert.equal(frames.length, 10);
-    const r = readingFromTicFrame(frames[0] as TicFrame, new Date('2026-01-01T00:00:00Z'));
+    const r = readingFromTicFrame(frames[0], new Date('2026-01-01T00:00:00Z'));
     assert.equal(r.meter, '021861348497');
     assert.equal(r.source, 'tic-historic');
     assert.equal(r.time, '2026-01-01T00:00:00.000Z');
@@ -51,7 +57,7 @@ describe('TIC decoder over every real capture', () => {
 
   test('standard capture: meter clock, horodates, STGE, units', () => {
     const { frames } = decodeAll(fixture('tic', 'goteleinfo_reader_test_standard.bin'));
-    const r = readingFromTicFrame(frames[0] as TicFrame, new Date(0));
+    const r = readingFromTicFrame(frames[0], new Date(0));
     assert.equal(r.source, 'tic-standard');
     assert.equal(r.meter, '12345678900');
     // DATE H191203125805: winter time, UTC+1.
@@ -84,7 +90,7 @@ describe('TIC decoder over every real capture', () => {
   test('data with spaces is kept as sent (NGTF, LTARF, MSG1, PJOURF+1)', () => {
     const c = captures().find((x) => x.file.includes('three-phase-prod'));
     const { frames } = decodeAll(c?.bytes as Buffer);
-    const r = readingFromTicFrame(frames[0] as TicFrame, new Date(0));
+    const r = readingFromTicFrame(frames[0], new Date(0));
     assert.equal(r.values.NGTF, '     TEMPO      ');
     assert.equal(r.tariffOption, 'TEMPO');
     assert.match(String(r.values.MSG1), /^PAS DE +MESSAGE +$/);
@@ -119,8 +125,8 @@ describe('TIC decoder framing', () => {
   });
 
   test('a bad group is dropped and counted; the rest of the frame survives', () => {
-    const corrupted = good[2]?.replace('00420', '00430') as string;
-    const { frames, errors, decoder } = decodeAll(frame([good[0] as string, good[1] as string, corrupted]));
+    const corrupted = good[2]?.replace('00420', '00430');
+    const { frames, errors, decoder } = decodeAll(frame([good[0], good[1], corrupted]));
     assert.equal(frames[0]?.groups.length, 2);
     assert.equal(decoder.counters.checksumErrors, 1);
     assert.match(errors[0]?.message ?? '', /bad checksum.*PAPP 00430/);
@@ -147,7 +153,10 @@ describe('TIC decoder framing', () => {
     const lines = [...good, ...good, ...good].map((g) => `\n${g}\r`);
     const frames = lines.flatMap((l) => decoder.push(l).frames);
     assert.equal(frames.length, 2);
-    assert.deepEqual(frames[0]?.groups.map((g) => g.label), ['ADCO', 'OPTARIF', 'PAPP']);
+    assert.deepEqual(
+      frames[0]?.groups.map((g) => g.label),
+      ['ADCO', 'OPTARIF', 'PAPP'],
+    );
   });
 
   test('forced mode rejects groups of the other mode', () => {

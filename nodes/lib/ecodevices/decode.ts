@@ -75,7 +75,8 @@ const XML_START = /^\s*(<\?xml|<response|<!--|<T[12]_)/;
 /** Whether a payload is something the box sends: its JSON as an object, or one of its XML pages. */
 export function looksLikeEcoDevices(payload: unknown): boolean {
   if (typeof payload === 'string') return XML_START.test(payload);
-  if (payload instanceof Uint8Array) return XML_START.test(Buffer.from(payload.subarray(0, 16)).toString('latin1'));
+  if (payload instanceof Uint8Array)
+    return XML_START.test(Buffer.from(payload.subarray(0, 16)).toString('latin1'));
   if (typeof payload === 'object' && payload !== null) {
     const o = payload as Record<string, unknown>;
     return o.product === 'Eco-devices' || 'Day_C1' in o || 'Day_C2' in o;
@@ -101,7 +102,10 @@ export function decodeEcoDevicesPayload(payload: unknown, context: EcoDevicesCon
 }
 
 /** Decode a flattened record (one page, or several merged). */
-export function decodeEcoDevicesRecord(record: EcoDevicesRecord, context: EcoDevicesContext): EcoDevicesSnapshot {
+export function decodeEcoDevicesRecord(
+  record: EcoDevicesRecord,
+  context: EcoDevicesContext,
+): EcoDevicesSnapshot {
   const readings: Reading[] = [];
   for (const input of [1, 2] as const) {
     const reading = inputReading(record, input, context);
@@ -145,20 +149,29 @@ function inputReading(record: EcoDevicesRecord, input: 1 | 2, context: EcoDevice
   if (ptec) values.PTEC = ticPtec(ptec);
   else delete values.PTEC;
   cleanUp(values);
-  return historicReading(adco ?? `${context.device}-T${input}`, 'ecodevices', context.time.toISOString(), values);
+  return historicReading(
+    adco ?? `${context.device}-T${input}`,
+    'ecodevices',
+    context.time.toISOString(),
+    values,
+  );
 }
 
 /** The box fills every label of its template; keep only what the meter really sends. */
 function cleanUp(values: Record<string, number | string>): void {
   // Unused indexes read 0; a real index is never 0 Wh.
   for (const label of HISTORIC_INDEX_LABELS) if (values[label] === 0) delete values[label];
-  for (const label of ['ADPS', 'PEJP', 'ADIR1', 'ADIR2', 'ADIR3']) if (values[label] === 0) delete values[label];
+  for (const label of ['ADPS', 'PEJP', 'ADIR1', 'ADIR2', 'ADIR3'])
+    if (values[label] === 0) delete values[label];
   // DEMAIN holds junk on non-Tempo contracts (`INST3`, a newline); keep it only where it means something.
   const tempo = typeof values.OPTARIF === 'string' && decodeOptarif(values.OPTARIF) === 'TEMPO';
   if (typeof values.DEMAIN === 'string' && !(tempo && decodeDemain(values.DEMAIN))) delete values.DEMAIN;
   // Single-phase meters also fill IINST1/IMAX1 and read 0 on phases 2 and 3.
-  const threePhase = ['IMAX2', 'IMAX3', 'IINST2', 'IINST3'].some((l) => typeof values[l] === 'number' && values[l] > 0);
-  if (!threePhase) for (const l of ['IINST1', 'IINST2', 'IINST3', 'IMAX1', 'IMAX2', 'IMAX3', 'PPOT']) delete values[l];
+  const threePhase = ['IMAX2', 'IMAX3', 'IINST2', 'IINST3'].some(
+    (l) => typeof values[l] === 'number' && values[l] > 0,
+  );
+  if (!threePhase)
+    for (const l of ['IINST1', 'IINST2', 'IINST3', 'IMAX1', 'IMAX2', 'IMAX3', 'PPOT']) delete values[l];
 }
 
 /** Numbers arrive as JSON numbers or as strings, integers or floats (`1436.965`). */

@@ -37,7 +37,9 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
   for (const [label, value] of Object.entries(reading.values)) {
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) continue;
-      fields.push(`${escapeKey(label)}=${integerLabel(label) && Number.isInteger(value) ? `${value}i` : value}`);
+      fields.push(
+        `${escapeKey(label)}=${integerLabel(label) && Number.isInteger(value) ? `${value}i` : value}`,
+      );
     } else if (STRING_FIELDS.has(label)) {
       fields.push(`${escapeKey(label)}=${escapeStringField(value.trim())}`);
     }

@@ -77,7 +77,7 @@ const ERROR_COUNTER: Record<TicErrorKind, keyof TicCounters> = {
 
 export function ticChecksum(bytes: Uint8Array, start: number, end: number): number {
   let sum = 0;
-  for (let i = start; i < end; i++) sum += bytes[i] as number;
+  for (let i = start; i < end; i++) sum += bytes[i];
   return (sum & 0x3f) + 0x20;
 }
 
@@ -125,7 +125,7 @@ export class TicStreamDecoder {
     const capacity = group.length;
     for (let i = 0; i < bytes.length; i++) {
       // 7-bit data read on an 8-bit port: bit 7 is the parity bit.
-      const b = (bytes[i] as number) & 0x7f;
+      const b = bytes[i] & 0x7f;
       if (this.groupLength >= 0) {
         if (b >= SP || b === HT) {
           if (this.groupLength < capacity) group[this.groupLength++] = b;
@@ -180,8 +180,8 @@ export class TicStreamDecoder {
       return this.fail('oversize', `group longer than ${g.length} bytes`, g, 0, Math.min(len, 48));
     }
     if (len < 4) return this.fail('format', 'group too short', g, 0, len);
-    const checksum = g[len - 1] as number;
-    const separator = g[len - 2] as number;
+    const checksum = g[len - 1];
+    const separator = g[len - 2];
     const groupMode: TicMode | null = separator === SP ? 'historic' : separator === HT ? 'standard' : null;
     if (groupMode === null) return this.fail('format', 'no separator before the checksum', g, 0, len);
     if (this.mode !== 'auto' && groupMode !== this.mode) {
@@ -189,7 +189,7 @@ export class TicStreamDecoder {
     }
     const bodyEnd = len - 2;
     let sum = 0;
-    for (let i = 0; i < bodyEnd; i++) sum += g[i] as number;
+    for (let i = 0; i < bodyEnd; i++) sum += g[i];
     // Standard mode includes the separator before the checksum in the sum; historic mode does not.
     if (groupMode === 'standard') sum += HT;
     const expected = (sum & 0x3f) + 0x20;
@@ -223,7 +223,7 @@ export class TicStreamDecoder {
       value = 0;
       if (dataStart === bodyEnd) return this.fail('value', `${label} is empty`, g, 0, len);
       for (let i = dataStart; i < bodyEnd; i++) {
-        const c = g[i] as number;
+        const c = g[i];
         if (c < 0x30 || c > 0x39) return this.fail('value', `${label} is not a number`, g, 0, len);
         value = value * 10 + (c - 0x30);
       }
@@ -293,7 +293,7 @@ export class TicStreamDecoder {
 export function printable(bytes: Uint8Array, start = 0, end = bytes.length, max = 80): string {
   let out = '';
   for (let i = start; i < end && out.length < max; i++) {
-    const b = bytes[i] as number;
+    const b = bytes[i];
     if (b === HT) out += '\\t';
     else if (b === 0x5c) out += '\\\\';
     else if (b === 0x22) out += '\\"';

@@ -62,7 +62,15 @@ export function decodeRelais(value: number): boolean[] {
   return Array.from({ length: 8 }, (_, bit) => ((value >> bit) & 1) === 1);
 }
 
-const CUT_OFF = ['closed', 'open-overload', 'open-overvoltage', 'open-load-shedding', 'open-cpl-order', 'open-overheat-over-imax', 'open-overheat-under-imax'] as const;
+const CUT_OFF = [
+  'closed',
+  'open-overload',
+  'open-overvoltage',
+  'open-load-shedding',
+  'open-cpl-order',
+  'open-overheat-over-imax',
+  'open-overheat-under-imax',
+] as const;
 const EURIDIS = ['disabled', 'enabled-without-security', 'invalid', 'enabled-with-security'] as const;
 const CPL = ['new-unlock', 'new-lock', 'registered', 'invalid'] as const;
 const COLOURS = [null, 'BLEU', 'BLANC', 'ROUGE'] as const;
@@ -111,8 +119,8 @@ export function decodeStge(raw: string): StatusRegister | null {
     distributorTariffIndex: bits(14, 2) + 1,
     clockDegraded: bits(16, 1) === 1,
     ticMode: bits(17, 1) === 1 ? 'standard' : 'historic',
-    euridis: EURIDIS[bits(19, 2)] as (typeof EURIDIS)[number],
-    cplStatus: CPL[bits(21, 2)] as (typeof CPL)[number],
+    euridis: EURIDIS[bits(19, 2)],
+    cplStatus: CPL[bits(21, 2)],
     cplSynchronised: bits(23, 1) === 1,
     tempoToday: COLOURS[bits(24, 2)] ?? null,
     tempoTomorrow: COLOURS[bits(26, 2)] ?? null,

@@ -15,7 +15,16 @@ const HORODATE = /^([ HhEe])(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/;
 export function parseHorodate(text: string): Horodate | null {
   const m = HORODATE.exec(text);
   if (!m) return null;
-  const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [string, string, string, string, string, string, string, string];
+  const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const fields = [2000 + Number(yy), Number(mo), Number(dd), Number(hh), Number(mi), Number(ss)] as const;
   const [year, month, day, hour, minute, second] = fields;
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
