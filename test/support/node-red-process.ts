@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './fixtures';
+import { freePort, httpStatus, stopper, tempDir, waitFor, type Service } from './services';
+
+/** A real Node-RED process loading this package from the working tree, on a free port, stopped by PID. */
+export interface NodeRedProcess extends Service {
+  readonly url: string;
+  /** Deploy a full flow set through the admin API. */
+  deploy(flows: unknown[]): Promise<void>;
+  log(): string;
+}
+
+export async function startNodeRed(
+  options: { flows?: unknown[]; env?: Record<string, string> } = {},
+): Promise<NodeRedProcess> {
+  const dir = tempDir('node-red');
+  const port = await freePort();
+  const settings = path.join(dir, 'settings.js');
+  fs.writeFileSync(
+    settings,
+    `module.exports = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port} });\n`,
+  );
+  if (options.flows) fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify(options.flows));
+  const logFile = path.join(dir, 'node-red.log');
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(
+    process.execPath,
+    [require.resolve('node-red/red.js'), '--userDir', dir, '--settings', settings],
+    {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...options.env },
+    },
+  );
+  fs.closeSync(log);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`Node-RED on ${port}`, async () => (await httpStatus(`${url}/settings`)) === 200, 60_000);
+  return {
+    pid: child.pid as number,
+    port,
+    dir,
+    url,
+    stop: stopper(child, dir),
+    log: () => fs.readFileSync(logFile, 'utf8'),
+    async deploy(flows: unknown[]) {
+      const res = await fetch(`${url}/flows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
+        body: JSON.stringify(flows),
+      });
+      if (res.status !== 204) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
+    },
+  };
+}
