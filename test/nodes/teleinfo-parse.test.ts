@@ -134,6 +134,11 @@ describe('teleinfo-parse node (Node-RED runtime through node-red-node-test-helpe
     assert.match(e1?.error?.message ?? '', /expects raw TIC .* got an object with keys \{hello\}/);
     assert.equal(e1?.error?.source.id, 'parse');
     assert.match(e2?.error?.message ?? '', /checksum.*PAPP 00430 &/);
+    // The status says what is wrong (i18n key, as the helper's RED._ returns keys).
+    const statuses = (
+      parse as unknown as { status: { args: { fill?: string; text?: string }[][] } }
+    ).status.args.map((a) => a[0]);
+    assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.error'));
     const good = nextMessages<Msg>(out, 1);
     parse.receive({
       payload:
