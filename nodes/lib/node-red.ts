@@ -1,4 +1,4 @@
-import type { Node, NodeMessage, NodeStatus } from 'node-red';
+import type { Node, NodeStatus } from 'node-red';
 
 /**
  * Small helpers shared by our nodes: one way to report an error (status + done(err), so Catch nodes see it),
@@ -38,5 +38,3 @@ export class ThrottledStatus {
     this.timer = null;
   }
 }
-
-export type { NodeMessage };

@@ -206,9 +206,8 @@ export class TicStreamDecoder {
     if (groupMode === 'standard') {
       const second = g.indexOf(HT, dataStart);
       if (second >= 0 && second < bodyEnd) {
-        if (g.indexOf(HT, second + 1) >= 0 && g.indexOf(HT, second + 1) < bodyEnd) {
-          return this.fail('format', 'too many fields', g, 0, len);
-        }
+        const third = g.indexOf(HT, second + 1);
+        if (third >= 0 && third < bodyEnd) return this.fail('format', 'too many fields', g, 0, len);
         horodate = g.toString('latin1', dataStart, second);
         dataStart = second + 1;
       }
