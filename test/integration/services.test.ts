@@ -4,7 +4,7 @@ import { InfluxDB } from '@influxdata/influxdb-client';
 import mqtt from 'mqtt';
 import teleinfoParse from '../../nodes/teleinfo-parse/teleinfo-parse';
 import { readingFromTicFrame, readingToLine, TicStreamDecoder, type Reading } from '../../nodes/lib';
-import { captures, fixture } from '../support/fixtures';
+import { captures, fixture, textCapture } from '../support/fixtures';
 import { coreNodes, helper, startHelper, stopHelper } from '../support/node-red';
 import {
   serviceSkip,
@@ -79,16 +79,20 @@ describe(
       const client = await mqtt.connectAsync(broker.url);
       try {
         const readings: Reading[] = [];
+        let probes = 0;
         client.on('message', (topic, payload) => {
           if (topic === 'teleinfo/021861348497') readings.push(JSON.parse(payload.toString()) as Reading);
+          if (topic === 'teleinfo/030222778385') probes++;
         });
         await client.subscribeAsync('teleinfo/#', { qos: 1 });
-        const mqttIn = helper.getNode('in') as unknown as { brokerConn: { connected: boolean } };
-        await waitFor('Node-RED connected to mosquitto', () => Promise.resolve(mqttIn.brokerConn.connected));
-        // mqtt in subscribes right after connecting; give its SUBACK a round trip by publishing a marker.
-        await waitFor('subscription active', async () => {
-          await client.publishAsync('tic/raw', Buffer.from('\x02'), { qos: 1 });
-          return true;
+        // Node-RED subscribes some time after connecting: send a whole probe frame until its reading comes back,
+        // so the capture below is only published once the flow is known to receive it.
+        const probe = textCapture('unresolved_arduino_comment_historic_hc_adps.txt', false);
+        await waitFor('the flow to answer a probe frame', async () => {
+          if (probes > 0) return true;
+          await client.publishAsync('tic/raw', probe, { qos: 1 });
+          await new Promise((r) => setTimeout(r, 100));
+          return probes > 0;
         });
         const bytes = fixture('tic', 'pyteleinfo_captured_frames.bin');
         for (let i = 0; i < bytes.length; i += 64)

@@ -4,6 +4,7 @@ import {
   decodeEcoDevicesPayload,
   decodeEcoDevicesRecord,
   EcoDevicesFormatError,
+  looksLikeEcoDevices,
   parseEcoDevicesXml,
 } from '../../nodes/lib';
 import { fixture } from '../support/fixtures';
@@ -125,4 +126,13 @@ describe('Eco-Devices XML', () => {
   test('text that is not the box XML is a clear error', () => {
     assert.throws(() => decodeEcoDevicesPayload('<!-- nothing -->', context), /not an Eco-Devices XML page/);
   });
+});
+
+test('XML pages are recognised as bytes too, TIC bytes are not', () => {
+  assert.equal(looksLikeEcoDevices(Buffer.from('\r\n  <?xml version="1.0"?><response>')), true);
+  assert.equal(looksLikeEcoDevices(Buffer.from('<T1_PAPP>10</T1_PAPP>')), true);
+  assert.equal(looksLikeEcoDevices(Buffer.from('\x02\nADCO 021861348497 L\r')), false);
+  // A chunk cut just before a `<` checksum is TIC, not XML.
+  assert.equal(looksLikeEcoDevices(Buffer.from('<\r\nPAPP 00420 &\r')), false);
+  assert.equal(looksLikeEcoDevices(Buffer.alloc(0)), false);
 });

@@ -72,11 +72,21 @@ export function jsonRecord(json: unknown): EcoDevicesRecord {
 
 const XML_START = /^\s*(<\?xml|<response|<!--|<T[12]_)/;
 
+/** Runs on every TIC chunk, so it looks at the first non-blank byte before decoding anything. */
+function startsWithXml(bytes: Uint8Array): boolean {
+  let i = 0;
+  const blank = (b: number | undefined) => b === 0x20 || (b !== undefined && b >= 0x09 && b <= 0x0d);
+  while (blank(bytes[i])) i++;
+  if (bytes[i] !== 0x3c) return false;
+  return XML_START.test(
+    Buffer.from(bytes.buffer, bytes.byteOffset + i, Math.min(16, bytes.length - i)).toString('latin1'),
+  );
+}
+
 /** Whether a payload is something the box sends: its JSON as an object, or one of its XML pages. */
 export function looksLikeEcoDevices(payload: unknown): boolean {
   if (typeof payload === 'string') return XML_START.test(payload);
-  if (payload instanceof Uint8Array)
-    return XML_START.test(Buffer.from(payload.subarray(0, 16)).toString('latin1'));
+  if (payload instanceof Uint8Array) return startsWithXml(payload);
   if (typeof payload === 'object' && payload !== null) {
     const o = payload as Record<string, unknown>;
     return o.product === 'Eco-devices' || 'Day_C1' in o || 'Day_C2' in o;
