@@ -7,3 +7,8 @@ export * from './reading';
 export * from './ecodevices/decode';
 export * from './influx/line-protocol';
 export * from './teleinfo-parser';
+export * from './emission';
+export * from './retry';
+export * from './ecodevices/client';
+export * from './ecodevices/poller';
+export * from './tic/encoder';

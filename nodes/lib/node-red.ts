@@ -1,4 +1,4 @@
-import type { Node, NodeStatus } from 'node-red';
+import type { Node, NodeAPI, NodeStatus } from 'node-red';
 
 /**
  * Small helpers shared by our nodes: one way to report an error (status + done(err), so Catch nodes see it),
@@ -37,4 +37,10 @@ export class ThrottledStatus {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+/** Credentials are not substituted by Node-RED; ours accept `${ENV}` like every other property. */
+export function resolveCredential(RED: NodeAPI, node: Node, value: string | undefined): string | undefined {
+  if (!value) return value;
+  return /^\$\{[^}]+\}$/.test(value) ? String(RED.util.evaluateEnvProperty(value, node) ?? '') : value;
 }

@@ -38,6 +38,8 @@ export interface Reading {
   status?: StatusRegister;
   /** Standard mode: the meter clock was degraded, so `time` is the reception time. */
   clockDegraded?: boolean;
+  /** A pulse counter of an Eco-Devices box (water, gas…) rather than an electricity meter. */
+  counter?: { input: 'C1' | 'C2'; name: string };
 }
 
 export class ReadingError extends Error {}

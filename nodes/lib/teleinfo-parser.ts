@@ -1,4 +1,5 @@
 import { decodeEcoDevicesPayload, looksLikeEcoDevices } from './ecodevices/decode';
+import { EmissionFilter, type EmitPolicy } from './emission';
 import { isReading, readingFromTicFrame, ReadingError, type Reading } from './reading';
 import { newCounters, TicStreamDecoder, type TicCounters } from './tic/decoder';
 import type { TicMode } from './tic/labels';
@@ -8,7 +9,7 @@ import type { TicMode } from './tic/labels';
  * readings, apply the emission policy and the label filter, and say what was wrong with bad input.
  */
 
-export type EmitPolicy = 'all' | 'change' | 'interval';
+export type { EmitPolicy } from './emission';
 
 export interface ParserOptions {
   readonly mode: TicMode | 'auto';
@@ -34,14 +35,12 @@ export interface ParserCounters extends TicCounters {
 
 /** Distinct serial streams (msg.port / msg.topic) decoded side by side; the oldest is forgotten past this. */
 const MAX_STREAMS = 16;
-/** Meters whose last emitted reading is remembered for `change` / `interval`. */
-const MAX_METERS = 10_000;
 // eslint-disable-next-line no-control-regex -- STX, ETX and EOT are what this looks for
 const CONTROL = /[\x02\x03\x04\n\r]/;
 
 export class TeleinfoParser {
   private readonly streams = new Map<string, TicStreamDecoder>();
-  private readonly lastEmitted = new Map<string, Reading>();
+  private readonly emission: EmissionFilter;
   private readonly retiredCounters = newCounters();
   private readonly own = { readings: 0, suppressed: 0, invalidInputs: 0 };
   private readonly labelSet: ReadonlySet<string> | null;
@@ -50,6 +49,7 @@ export class TeleinfoParser {
 
   constructor(private readonly options: ParserOptions) {
     this.labelSet = options.labels.length > 0 ? new Set(options.labels) : null;
+    this.emission = new EmissionFilter(options.emit, options.intervalSeconds);
   }
 
   get counters(): ParserCounters {
@@ -69,7 +69,7 @@ export class TeleinfoParser {
       this.own.invalidInputs++;
       errors.push((e as Error).message);
     }
-    const emitted = readings.map((r) => this.filterLabels(r)).filter((r) => this.shouldEmit(r));
+    const emitted = readings.map((r) => this.filterLabels(r)).filter((r) => this.emission.admit(r));
     this.own.readings += emitted.length;
     this.own.suppressed += readings.length - emitted.length;
     const last = emitted[emitted.length - 1];
@@ -153,30 +153,6 @@ export class TeleinfoParser {
     for (const [k, v] of Object.entries(reading.values)) if (this.labelSet.has(k)) values[k] = v;
     return { ...reading, values };
   }
-
-  private shouldEmit(reading: Reading): boolean {
-    const { emit, intervalSeconds } = this.options;
-    if (emit === 'all') return true;
-    const previous = this.lastEmitted.get(reading.meter);
-    const due =
-      previous === undefined ||
-      (emit === 'change'
-        ? !sameValues(previous.values, reading.values)
-        : Date.parse(reading.time) - Date.parse(previous.time) >= intervalSeconds * 1000);
-    if (due) {
-      this.lastEmitted.delete(reading.meter);
-      if (this.lastEmitted.size >= MAX_METERS)
-        this.lastEmitted.delete(this.lastEmitted.keys().next().value as string);
-      this.lastEmitted.set(reading.meter, reading);
-    }
-    return due;
-  }
-}
-
-function sameValues(a: Record<string, number | string>, b: Record<string, number | string>): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => a[k] === b[k]);
 }
 
 function describe(payload: unknown): string {

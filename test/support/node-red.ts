@@ -41,6 +41,7 @@ export const coreNodes = {
   tls: core('network/05-tls.js'),
   catch: core('common/25-catch.js'),
   status: core('common/25-status.js'),
+  complete: core('common/24-complete.js'),
 };
 
 /** A helper node as an event emitter, to listen to its events. */

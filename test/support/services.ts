@@ -49,12 +49,17 @@ export interface Service {
 /** Wait for `ready()` to hold, checking every 25 ms: the service answering is the event waited for. */
 export async function waitFor(
   what: string,
-  ready: () => Promise<boolean>,
+  ready: () => Promise<boolean> | boolean,
   timeoutMs = 15_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await ready().catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(ready)
+        .catch(() => false)
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }

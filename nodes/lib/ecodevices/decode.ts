@@ -191,3 +191,44 @@ function toNumber(raw: string | number | undefined): number | null {
   const t = raw.trim();
   return /^-?\d+(\.\d+)?$/.test(t) ? Number(t) : null;
 }
+
+export interface CounterOptions {
+  /** What the counter measures (`water`, `gas`…); an empty name leaves the counter out. */
+  readonly name: string;
+  /** The box's value divided by this (1000: litres to m³). */
+  readonly divider: number;
+}
+
+/** The pulse counters of a snapshot as readings of their own, meter id `<device>-<name>`. */
+export function counterReadings(
+  snapshot: EcoDevicesSnapshot,
+  context: EcoDevicesContext,
+  options: Readonly<Record<'C1' | 'C2', CounterOptions>>,
+): Reading[] {
+  const readings: Reading[] = [];
+  for (const counter of snapshot.counters) {
+    const { name, divider } = options[counter.input];
+    if (!name) continue;
+    const d = divider > 0 ? divider : 1;
+    const values: Record<string, number> = {};
+    if (counter.index !== null) values.index = counter.index / d;
+    if (counter.day !== null) values.day = counter.day / d;
+    if (counter.flow !== null) values.flow = counter.flow;
+    readings.push({
+      meter: `${context.device}-${name}`,
+      source: 'ecodevices',
+      time: context.time.toISOString(),
+      tariffOption: null,
+      tariffPeriod: null,
+      apparentPower: null,
+      energyTotal: null,
+      energyIndexes: {},
+      currents: [],
+      phases: 1,
+      overrun: false,
+      values,
+      counter: { input: counter.input, name },
+    });
+  }
+  return readings;
+}

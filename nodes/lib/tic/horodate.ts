@@ -39,15 +39,25 @@ export function parseHorodate(text: string): Horodate | null {
   };
 }
 
-/** EU rule: summer time from the last Sunday of March to the last Sunday of October, 01:00 UTC. */
 function parisOffsetHours(localAsUtc: number): 1 | 2 {
-  const year = new Date(localAsUtc).getUTCFullYear();
+  return parisOffsetAt(localAsUtc - 3_600_000);
+}
+
+/** French legal time offset at a UTC instant. EU rule: summer time from the last Sunday of March to the
+ * last Sunday of October, 01:00 UTC. */
+export function parisOffsetAt(utcMs: number): 1 | 2 {
+  const year = new Date(utcMs).getUTCFullYear();
   const lastSunday = (month: number) => {
     const d = new Date(Date.UTC(year, month + 1, 0));
     return Date.UTC(year, month, d.getUTCDate() - d.getUTCDay());
   };
-  const utcGuess = localAsUtc - 3_600_000;
-  const start = lastSunday(2) + 3_600_000;
-  const end = lastSunday(9) + 3_600_000;
-  return utcGuess >= start && utcGuess < end ? 2 : 1;
+  return utcMs >= lastSunday(2) + 3_600_000 && utcMs < lastSunday(9) + 3_600_000 ? 2 : 1;
+}
+
+/** The horodate a meter with a synchronised clock sends at `utcMs`. */
+export function formatHorodate(utcMs: number): string {
+  const offset = parisOffsetAt(utcMs);
+  const d = new Date(utcMs + offset * 3_600_000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${offset === 2 ? 'E' : 'H'}${two(d.getUTCFullYear() % 100)}${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}`;
 }
