@@ -12,17 +12,31 @@ import { HISTORIC_LABELS, STANDARD_LABELS } from '../tic/labels';
 
 const STRING_FIELDS = new Set(['PTEC', 'LTARF', 'STGE', 'OPTARIF', 'NGTF']);
 
+/** A line is one record (of InfluxDB and of our spool): CR and LF cannot be carried and become spaces. */
+const NEWLINES = /[\r\n]/g;
+
+/**
+ * InfluxDB 1.x keeps a backslash in names and tag values as it is (an escaped one is stored twice), and a backslash
+ * just before an escaped character or at the end cannot be stored at all (checked against influxd 1.6):
+ * backslashes go through raw, and that one case becomes a slash.
+ */
 export function escapeMeasurement(s: string): string {
-  return s.replace(/[\\, ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
+  return s
+    .replace(NEWLINES, ' ')
+    .replace(/\\(?=[, ]|$)/g, '/')
+    .replace(/[, ]/g, (c) => `\\${c}`);
 }
 
-/** Tag keys, tag values and field keys: comma, equals and space are escaped; a newline cannot be carried. */
+/** Tag keys, tag values and field keys: comma, equals and space are escaped; see above for backslashes. */
 export function escapeKey(s: string): string {
-  return s.replace(/[\\,= ]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ');
+  return s
+    .replace(NEWLINES, ' ')
+    .replace(/\\(?=[,= ]|$)/g, '/')
+    .replace(/[,= ]/g, (c) => `\\${c}`);
 }
 
 export function escapeStringField(s: string): string {
-  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `"${s.replace(NEWLINES, ' ').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 function integerLabel(label: string): boolean {

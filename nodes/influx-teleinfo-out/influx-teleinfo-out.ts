@@ -1,0 +1,130 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
+import type { PipelineStatus } from '../lib/influx/pipeline';
+import type { InfluxServerNode } from '../influxdb-teleinfo-server/types';
+import { readingToLine } from '../lib/influx/line-protocol';
+import { failInput } from '../lib/node-red';
+import { isReading, type Reading } from '../lib/reading';
+
+interface InfluxOutDef extends NodeDef {
+  server: string;
+  measurement: string;
+}
+
+/**
+ * influx-teleinfo-out: normalized readings in, one InfluxDB point each, through the server's spool. A
+ * message completes when its points are written (or rejected: done(err), so Catch nodes see it).
+ */
+export = function register(RED: NodeAPI): void {
+  function InfluxTeleinfoOut(this: Node, config: InfluxOutDef): void {
+    RED.nodes.createNode(this, config);
+    const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
+    const server = RED.nodes.getNode(config.server) as InfluxServerNode | null;
+    const measurement = config.measurement || 'teleinfo';
+    let invalid = 0;
+    if (!server) node.status({ fill: 'red', shape: 'ring', text: 'influx-teleinfo-out.status.noServer' });
+    else if (server.configError) node.status({ fill: 'red', shape: 'ring', text: server.configError });
+    else {
+      node.status({ fill: 'grey', shape: 'ring', text: 'influx-teleinfo-out.status.ready' });
+      server.register(node, (s) => node.status(render(s)));
+    }
+
+    function render(s: PipelineStatus): NodeStatus {
+      const mb = (s.spoolBytes / 1024 / 1024).toFixed(1);
+      const error = s.lastError ?? '';
+      switch (s.state) {
+        case 'misconfigured':
+          return {
+            fill: 'red',
+            shape: 'ring',
+            text: RED._('influx-teleinfo-out.status.misconfigured', { error, count: s.spooled, mb }),
+          };
+        case 'retrying':
+          return {
+            fill: 'yellow',
+            shape: 'ring',
+            text: RED._('influx-teleinfo-out.status.buffering', { error, count: s.spooled, mb }),
+          };
+        default: {
+          const tail =
+            s.deadLettered > 0
+              ? RED._('influx-teleinfo-out.status.deadLetters', { count: s.deadLettered })
+              : '';
+          return {
+            fill: s.deadLettered > 0 || s.dropped > 0 ? 'yellow' : 'green',
+            shape: 'dot',
+            text: RED._('influx-teleinfo-out.status.ok', { written: s.written, count: s.spooled }) + tail,
+          };
+        }
+      }
+    }
+
+    node.on('input', (msg: NodeMessageInFlow & { flush?: boolean }, _send, done) => {
+      const pipeline = server?.pipeline;
+      if (!pipeline) {
+        return failInput(
+          node,
+          done,
+          server?.configError ?? 'influx-teleinfo-out has no InfluxDB server configured',
+          {
+            fill: 'red',
+            shape: 'ring',
+            text: 'influx-teleinfo-out.status.noServer',
+          },
+        );
+      }
+      const payload: unknown =
+        typeof msg.payload === 'string' && /^\s*[[{]/.test(msg.payload) ? safeJson(msg.payload) : msg.payload;
+      const readings = Array.isArray(payload) ? payload : payload === undefined && msg.flush ? [] : [payload];
+      const bad = readings.findIndex((r) => !isReading(r));
+      if (bad >= 0) {
+        invalid++;
+        return failInput(
+          node,
+          done,
+          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; item ${bad} is ${describe(readings[bad])}`,
+          {
+            fill: 'red',
+            shape: 'ring',
+            text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
+          },
+        );
+      }
+      try {
+        if (readings.length > 0)
+          pipeline.accept(
+            (readings as Reading[]).map((r) => readingToLine(r, measurement)),
+            done,
+          );
+        else done();
+      } catch (e) {
+        return failInput(node, done, (e as Error).message, {
+          fill: 'red',
+          shape: 'ring',
+          text: (e as Error).message,
+        });
+      }
+      if (msg.flush === true) void pipeline.flush();
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      server?.deregister(node);
+      done();
+    });
+  }
+
+  function safeJson(text: string): unknown {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  function describe(value: unknown): string {
+    if (value === null || typeof value !== 'object')
+      return `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
+    return `an object with keys {${Object.keys(value).slice(0, 6).join(', ')}}`;
+  }
+
+  RED.nodes.registerType('influx-teleinfo-out', InfluxTeleinfoOut);
+};

@@ -1,0 +1,196 @@
+import { HttpError, InfluxDB, setLogger } from '@influxdata/influxdb-client';
+import { gzipSync } from 'node:zlib';
+import { Client } from 'undici';
+import { retryAfterMs } from '../retry';
+
+/**
+ * How a batch of line protocol reaches InfluxDB, and what its answer means for the batch: written,
+ * worth retrying (network, 408, 429, 5xx), a configuration problem that will not fix itself but must not
+ * lose the data (401, 403, 404: kept and retried slowly), too large (413: split), or rejected (other 4xx:
+ * dead letter).
+ */
+
+export type WriteVerdict = 'written' | 'retry' | 'misconfigured' | 'too-large' | 'rejected';
+
+export interface WriteResult {
+  readonly verdict: WriteVerdict;
+  readonly status?: number;
+  readonly message: string;
+  readonly retryAfterMs?: number | null;
+}
+
+export interface InfluxTransport {
+  write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult>;
+  close(): Promise<void>;
+}
+
+export interface TlsOptions {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** false only when the user switched on "accept self-signed certificates". */
+  readonly rejectUnauthorized: boolean;
+}
+
+export interface V1Options {
+  readonly url: string;
+  readonly database: string;
+  readonly retentionPolicy?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly tls: TlsOptions;
+  readonly timeoutMs: number;
+}
+
+export interface V2Options {
+  readonly url: string;
+  readonly org: string;
+  readonly bucket: string;
+  readonly token?: string;
+  readonly tls: TlsOptions;
+  readonly timeoutMs: number;
+}
+
+/** Bodies above this are gzipped. */
+export const GZIP_THRESHOLD = 64 * 1024;
+
+export function verdictOf(status: number): WriteVerdict {
+  if (status >= 200 && status < 300) return 'written';
+  if (status === 408 || status === 429 || status >= 500) return 'retry';
+  if (status === 401 || status === 403 || status === 404) return 'misconfigured';
+  if (status === 413) return 'too-large';
+  return 'rejected';
+}
+
+function networkFailure(e: unknown, signal: AbortSignal): WriteResult {
+  const err = e as Error & { code?: string; cause?: { code?: string } };
+  const code = err.code ?? err.cause?.code;
+  return {
+    verdict: 'retry',
+    message: signal.aborted ? 'aborted' : `${code ? `${code} ` : ''}${err.message}`.trim(),
+  };
+}
+
+/** InfluxDB 1.x `POST /write` (also 1.8+ and 2.x through their v1 compatibility API). */
+export class V1Transport implements InfluxTransport {
+  private readonly client: Client;
+  private readonly path: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(options: V1Options) {
+    const url = new URL(options.url);
+    const base = url.pathname.replace(/\/+$/, '');
+    const query = new URLSearchParams({ db: options.database, precision: 'ms' });
+    if (options.retentionPolicy) query.set('rp', options.retentionPolicy);
+    this.path = `${base}/write?${query.toString()}`;
+    this.headers = { 'content-type': 'text/plain; charset=utf-8' };
+    if (options.user || options.password) {
+      this.headers.authorization = `Basic ${Buffer.from(`${options.user ?? ''}:${options.password ?? ''}`).toString('base64')}`;
+    }
+    this.client = new Client(url.origin, {
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: options.timeoutMs, ...options.tls },
+    });
+  }
+
+  async write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult> {
+    let body: Buffer = Buffer.from(lines.join('\n'));
+    const headers = { ...this.headers };
+    if (body.length > GZIP_THRESHOLD) {
+      body = gzipSync(body, { level: 1 });
+      headers['content-encoding'] = 'gzip';
+    }
+    try {
+      const res = await this.client.request({ path: this.path, method: 'POST', headers, body, signal });
+      const text = await res.body.text();
+      const verdict = verdictOf(res.statusCode);
+      if (verdict === 'written') return { verdict, status: res.statusCode, message: 'written' };
+      const retryAfter = res.headers['retry-after'];
+      return {
+        verdict,
+        status: res.statusCode,
+        message: `HTTP ${res.statusCode}: ${serverMessage(text)}`,
+        retryAfterMs: retryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+      };
+    } catch (e) {
+      return networkFailure(e, signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.destroy();
+  }
+}
+
+// The client logs every failed write to the console; ours are retried, counted and shown in the status, so
+// only those are silenced (other users of the client in the same process keep their logs).
+const clientLogger = setLogger({
+  error: (message, err) => {
+    if (!message.startsWith('Write to InfluxDB failed')) clientLogger.error(message, err);
+  },
+  warn: (message, err) => clientLogger.warn(message, err),
+});
+
+/** InfluxDB 2.x / 3.x (and 1.8+ with token `user:password`, bucket `db/rp`) through @influxdata/influxdb-client. */
+export class V2Transport implements InfluxTransport {
+  private readonly influx: InfluxDB;
+
+  constructor(private readonly options: V2Options) {
+    this.influx = new InfluxDB({
+      url: options.url,
+      token: options.token,
+      timeout: options.timeoutMs,
+      transportOptions: { ...options.tls },
+    });
+  }
+
+  async write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult> {
+    // The client's own buffering and retries are switched off: the spool and our retry policy own them.
+    const api = this.influx.getWriteApi(this.options.org, this.options.bucket, 'ms', {
+      batchSize: lines.length + 1,
+      maxBufferLines: lines.length + 1,
+      flushInterval: 0,
+      maxRetries: 0,
+      gzipThreshold: GZIP_THRESHOLD,
+      writeFailed: () => undefined,
+    });
+    api.writeRecords(lines as string[]);
+    const abort = () => void api.close().catch(() => undefined);
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await api.close();
+      return { verdict: 'written', message: 'written' };
+    } catch (e) {
+      if (e instanceof HttpError) {
+        const header = e.headers?.['retry-after'];
+        return {
+          verdict: verdictOf(e.statusCode),
+          status: e.statusCode,
+          message: `HTTP ${e.statusCode}: ${serverMessage(e.body ?? e.message)}`,
+          retryAfterMs: retryAfterMs(Array.isArray(header) ? header[0] : header),
+        };
+      }
+      return networkFailure(e, signal);
+    } finally {
+      signal.removeEventListener('abort', abort);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing pooled beyond Node's agent, which closes idle sockets by itself.
+  }
+}
+
+/** The `error` / `message` of an InfluxDB JSON error body, or the text itself, shortened. */
+function serverMessage(text: string): string {
+  try {
+    const json = JSON.parse(text) as { error?: string; message?: string };
+    const m = json.message ?? json.error;
+    if (m) return m.slice(0, 300);
+  } catch {
+    // not JSON
+  }
+  return text.trim().slice(0, 300) || 'no message';
+}

@@ -1,0 +1,201 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * A bounded FIFO of text records (one per line) on disk, in segment files. Appending is the moment a
+ * record counts as accepted; a record leaves only when its consumer acknowledges it, and the head position
+ * is saved on every acknowledgement, so a crash or a restart replays from the first unacknowledged record.
+ * When full, whole segments are dropped from the oldest end and counted.
+ * Records must not contain a newline (line protocol never does).
+ */
+
+export interface SpoolOptions {
+  /** Total size limit (default 100 MB). */
+  readonly maxBytes?: number;
+  /** Size at which a new segment file starts (default 1 MiB); also the granularity of drops. */
+  readonly segmentBytes?: number;
+}
+
+interface Segment {
+  readonly id: number;
+  bytes: number;
+  lines: number;
+}
+
+export interface SpoolBatch {
+  readonly lines: string[];
+  /** Position after the batch, for `ack`. */
+  readonly end: { readonly segment: number; readonly offset: number; readonly lines: number };
+}
+
+const SEGMENT = /^(\d{12})\.spool$/;
+const HEAD = 'head.json';
+const READ_CHUNK = 1 << 20;
+
+export class Spool {
+  private readonly maxBytes: number;
+  private readonly segmentBytes: number;
+  private segments: Segment[] = [];
+  private head = { segment: 0, offset: 0, lines: 0 };
+  private fd: number | null = null;
+  /** Records accepted, acknowledged and dropped since this process opened the spool. */
+  readonly counters = { appended: 0, acked: 0, dropped: 0, recovered: 0, truncatedBytes: 0 };
+
+  constructor(
+    readonly dir: string,
+    options: SpoolOptions = {},
+  ) {
+    this.maxBytes = options.maxBytes ?? 100 * 1024 * 1024;
+    this.segmentBytes = Math.min(options.segmentBytes ?? 1024 * 1024, Math.max(1024, this.maxBytes / 4));
+    fs.mkdirSync(dir, { recursive: true });
+    this.load();
+  }
+
+  /** Records waiting (not yet acknowledged). */
+  get length(): number {
+    return this.segments.reduce((n, s) => n + s.lines, 0) - this.head.lines;
+  }
+
+  get bytes(): number {
+    return this.segments.reduce((n, s) => n + s.bytes, 0) - this.head.offset;
+  }
+
+  private file(id: number): string {
+    return path.join(this.dir, `${String(id).padStart(12, '0')}.spool`);
+  }
+
+  private load(): void {
+    const ids = fs
+      .readdirSync(this.dir)
+      .map((f) => SEGMENT.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    for (const id of ids) {
+      const data = fs.readFileSync(this.file(id));
+      // A record cut by a crash mid-write has no newline yet: it was never accepted.
+      const end = data.lastIndexOf(0x0a) + 1;
+      if (end < data.length) {
+        fs.truncateSync(this.file(id), end);
+        this.counters.truncatedBytes += data.length - end;
+      }
+      let lines = 0;
+      for (let i = 0; i < end; i++) if (data[i] === 0x0a) lines++;
+      this.segments.push({ id, bytes: end, lines });
+    }
+    try {
+      const saved = JSON.parse(fs.readFileSync(path.join(this.dir, HEAD), 'utf8')) as typeof this.head;
+      const first = this.segments[0];
+      if (first && saved.segment === first.id && saved.offset <= first.bytes) this.head = saved;
+      else if (first) this.head = { segment: first.id, offset: 0, lines: 0 };
+    } catch {
+      this.head = { segment: this.segments[0]?.id ?? 1, offset: 0, lines: 0 };
+    }
+    if (this.segments.length === 0) this.segments.push({ id: this.head.segment || 1, bytes: 0, lines: 0 });
+    this.head.segment = this.segments[0].id;
+    this.counters.recovered = this.length;
+  }
+
+  /** Append records; once this returns they survive a crash of the process. */
+  append(records: readonly string[]): void {
+    if (records.length === 0) return;
+    const data = Buffer.from(records.join('\n') + '\n');
+    if (data.length > this.maxBytes)
+      throw new Error(`a batch of ${data.length} bytes exceeds the spool limit`);
+    while (this.bytes + data.length > this.maxBytes && this.segments.length > 1) this.dropOldest();
+    let last = this.segments[this.segments.length - 1];
+    if (last.bytes >= this.segmentBytes) {
+      this.closeFd();
+      last = { id: last.id + 1, bytes: 0, lines: 0 };
+      this.segments.push(last);
+    }
+    this.fd ??= fs.openSync(this.file(last.id), 'a');
+    fs.writeSync(this.fd, data);
+    last.bytes += data.length;
+    last.lines += records.length;
+    this.counters.appended += records.length;
+  }
+
+  /** Flush written records to the device (power loss, not only process crash). */
+  sync(): void {
+    if (this.fd !== null) fs.fdatasyncSync(this.fd);
+  }
+
+  /** Up to `max` records from the head, without removing them. */
+  peek(max: number): SpoolBatch {
+    const lines: string[] = [];
+    let { segment, offset, lines: lineNo } = this.head;
+    let index = this.segments.findIndex((s) => s.id === segment);
+    while (index >= 0 && index < this.segments.length && lines.length < max) {
+      const seg = this.segments[index];
+      if (offset >= seg.bytes) {
+        if (index === this.segments.length - 1) break;
+        index++;
+        segment = this.segments[index].id;
+        offset = 0;
+        lineNo = 0;
+        continue;
+      }
+      const fd = fs.openSync(this.file(seg.id), 'r');
+      try {
+        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, seg.bytes - offset));
+        const n = fs.readSync(fd, buf, 0, buf.length, offset);
+        let start = 0;
+        for (let i = 0; i < n && lines.length < max; i++) {
+          if (buf[i] !== 0x0a) continue;
+          lines.push(buf.toString('utf8', start, i));
+          start = i + 1;
+          lineNo++;
+        }
+        if (start === 0)
+          throw new Error(`spool record longer than ${READ_CHUNK} bytes in ${this.file(seg.id)}`);
+        offset += start;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return { lines, end: { segment, offset, lines: lineNo } };
+  }
+
+  /** The batch was delivered: move the head past it and forget finished segments. */
+  ack(end: SpoolBatch['end'], count: number): void {
+    while (this.segments.length > 1 && this.segments[0].id < end.segment) {
+      fs.rmSync(this.file(this.segments.shift()!.id), { force: true });
+    }
+    this.head = { ...end };
+    const first = this.segments[0];
+    if (this.segments.length === 1 && first.bytes === this.head.offset && first.bytes >= this.segmentBytes) {
+      // The only segment is finished and consumed: start afresh rather than grow it forever.
+      this.closeFd();
+      fs.rmSync(this.file(first.id), { force: true });
+      this.segments = [{ id: first.id + 1, bytes: 0, lines: 0 }];
+      this.head = { segment: first.id + 1, offset: 0, lines: 0 };
+    }
+    this.counters.acked += count;
+    this.saveHead();
+  }
+
+  private dropOldest(): void {
+    const oldest = this.segments.shift()!;
+    const lost = oldest.lines - (oldest.id === this.head.segment ? this.head.lines : 0);
+    fs.rmSync(this.file(oldest.id), { force: true });
+    this.counters.dropped += lost;
+    this.head = { segment: this.segments[0].id, offset: 0, lines: 0 };
+    this.saveHead();
+  }
+
+  private saveHead(): void {
+    const tmp = path.join(this.dir, `${HEAD}.tmp`);
+    fs.writeFileSync(tmp, JSON.stringify(this.head));
+    fs.renameSync(tmp, path.join(this.dir, HEAD));
+  }
+
+  private closeFd(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  close(): void {
+    this.closeFd();
+  }
+}
