@@ -13,10 +13,11 @@ export interface NodeRedProcess extends Service {
 }
 
 export async function startNodeRed(
-  options: { flows?: unknown[]; env?: Record<string, string> } = {},
+  options: { flows?: unknown[]; env?: Record<string, string>; dir?: string; port?: number } = {},
 ): Promise<NodeRedProcess> {
-  const dir = tempDir('node-red');
-  const port = await freePort();
+  // A given userDir outlives the process (to restart on it); a temporary one is removed on stop.
+  const dir = options.dir ?? tempDir('node-red');
+  const port = options.port ?? (await freePort());
   const settings = path.join(dir, 'settings.js');
   fs.writeFileSync(
     settings,
@@ -41,15 +42,19 @@ export async function startNodeRed(
     port,
     dir,
     url,
-    stop: stopper(child, dir),
+    stop: stopper(child, options.dir ? null : dir),
     log: () => fs.readFileSync(logFile, 'utf8'),
     async deploy(flows: unknown[]) {
+      // The admin API answers once the flows are saved; they start a moment later, which the log says.
+      const started = () => fs.readFileSync(logFile, 'utf8').split('Started flows').length;
+      const before = started();
       const res = await fetch(`${url}/flows`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
         body: JSON.stringify(flows),
       });
       if (res.status !== 204) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
+      await waitFor('the deployed flows to start', () => started() > before, 30_000);
     },
   };
 }

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Reading } from '../../nodes/lib';
+import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
+import { hcReading } from '../support/readings';
+import { freePort, serviceSkip, startInfluxd, tempDir, waitFor, type Influxd } from '../support/services';
+
+const PASSWORD = 'f4ult-pass';
+const AUTH = `admin:${PASSWORD}`;
+const T0 = Date.parse('2026-01-16T00:00:00Z');
+
+/** http in → influx-teleinfo-out (first wire, so the points are spooled before the answer) and http response. */
+function flows(influxUrl: string, database: string, flushMs: number) {
+  return [
+    { id: 'tab', type: 'tab', label: 'faults' },
+    {
+      id: 'influx',
+      type: 'influxdb-teleinfo-server',
+      url: influxUrl,
+      api: '1',
+      database,
+      batchSize: '5000',
+      flushMs: String(flushMs),
+      spoolMB: '100',
+      timeout: '2000',
+      // Sent once through the admin API; Node-RED keeps them in flows_cred.json, never in flows.json.
+      credentials: { user: 'admin', password: PASSWORD },
+    },
+    { id: 'in', z: 'tab', type: 'http in', url: '/readings', method: 'post', wires: [['out', 'answer']] },
+    { id: 'out', z: 'tab', type: 'influx-teleinfo-out', server: 'influx', measurement: 'teleinfo' },
+    { id: 'answer', z: 'tab', type: 'http response', statusCode: '200' },
+  ];
+}
+
+async function post(nr: NodeRedProcess, readings: Reading[]): Promise<boolean> {
+  try {
+    const res = await fetch(`${nr.url}/readings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(readings),
+    });
+    const text = await res.text();
+    if (res.status !== 200) console.log(`# POST answered ${res.status}: ${text.slice(0, 200)}`);
+    return res.status === 200;
+  } catch (e) {
+    console.log(`# POST failed: ${(e as Error).message}`);
+    return false;
+  }
+}
+
+describe(
+  'no reading lost: real influxd and a real Node-RED process under faults',
+  { skip: serviceSkip('influxd') },
+  () => {
+    let influxd: Influxd;
+    let influxDir: string;
+    let influxPort: number;
+    before(async () => {
+      influxDir = tempDir('influxd-faults');
+      influxPort = await freePort();
+      influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir, port: influxPort });
+    });
+    after(() => influxd.stop());
+
+    const stored = async (db: string) => {
+      const r = await influxd.query('SELECT "HCHC" FROM teleinfo', db, AUTH);
+      return (r.results[0]?.series?.[0]?.values ?? []) as [number, number][];
+    };
+
+    test('influxd stopped for 30 s while 10,000 readings flow: all 10,000 are stored exactly once', async () => {
+      await influxd.query('CREATE DATABASE outage', undefined, AUTH);
+      const nr = await startNodeRed();
+      await nr.deploy(flows(influxd.url, 'outage', 200));
+      try {
+        const readings = Array.from({ length: 10_000 }, (_, i) =>
+          hcReading(`m${i % 10}`, T0 + Math.floor(i / 10) * 1000, i),
+        );
+        let sent = 0;
+        const feed = (async () => {
+          for (let i = 0; i < readings.length; i += 100) {
+            assert.ok(await post(nr, readings.slice(i, i + 100)));
+            sent += 100;
+            await new Promise((r) => setTimeout(r, 350));
+          }
+        })();
+        await waitFor('a first part stored', async () => (await stored('outage')).length >= 500, 30_000);
+        await influxd.stop();
+        const downAt = Date.now();
+        await waitFor('30 s of outage', () => Date.now() - downAt >= 30_000, 40_000);
+        const sentDuringOutage = sent;
+        influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir, port: influxPort });
+        await feed;
+        await waitFor('every reading', async () => (await stored('outage')).length >= 10_000, 60_000);
+        const rows = await stored('outage');
+        const sumExpected = readings.reduce((n, r) => n + (r.values.HCHC as number), 0);
+        const sum = rows.reduce((n, [, v]) => n + v, 0);
+        console.log(
+          `# sent ${readings.length} (${sentDuringOutage} before influxd came back), stored ${rows.length}, missing ${readings.length - rows.length}, HCHC sum ${sum === sumExpected ? 'exact' : 'WRONG'}`,
+        );
+        assert.equal(rows.length, 10_000);
+        assert.equal(sum, sumExpected);
+      } finally {
+        await nr.stop();
+      }
+    });
+
+    test('kill -9 Node-RED mid-stream, start it again: every reading it accepted is stored once the spool drains', async () => {
+      await influxd.query('CREATE DATABASE crash', undefined, AUTH);
+      const dir = tempDir('node-red-crash');
+      const port = await freePort();
+      // A long flush interval leaves accepted points in the spool, unwritten, when the process is killed.
+      let nr = await startNodeRed({ dir, port });
+      await nr.deploy(flows(influxd.url, 'crash', 3000));
+      const accepted: Reading[] = [];
+      let i = 0;
+      const feed = async (until: () => boolean) => {
+        while (!until()) {
+          const batch = Array.from({ length: 50 }, () => hcReading('crash', T0 + i * 1000, i++));
+          if (await post(nr, batch)) accepted.push(...batch);
+          else return;
+        }
+      };
+      const started = Date.now();
+      await feed(() => Date.now() - started > 4000);
+      await nr.stop('SIGKILL');
+      const before = (await stored('crash')).length;
+      nr = await startNodeRed({ dir, port });
+      try {
+        await waitFor(
+          'the spool to drain',
+          async () => (await stored('crash')).length >= accepted.length,
+          30_000,
+        );
+        const rows = await stored('crash');
+        const times = new Set(rows.map(([t]) => t));
+        const missing = accepted.filter((r) => !times.has(Date.parse(r.time)));
+        console.log(
+          `# accepted ${accepted.length}, stored before the restart ${before}, stored after ${rows.length}, missing ${missing.length}`,
+        );
+        assert.ok(
+          before < accepted.length,
+          'some accepted readings were only in the spool when Node-RED was killed',
+        );
+        assert.equal(missing.length, 0);
+        assert.equal(rows.length, times.size, 'no duplicated point');
+      } finally {
+        await nr.stop();
+      }
+    });
+  },
+);
