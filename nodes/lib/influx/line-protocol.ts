@@ -14,6 +14,10 @@ const STRING_FIELDS = new Set(['PTEC', 'LTARF', 'STGE', 'OPTARIF', 'NGTF']);
 
 /** A line is one record (of InfluxDB and of our spool): CR and LF cannot be carried and become spaces. */
 const NEWLINES = /[\r\n]/g;
+// Most names and values need no escaping: checking once is much cheaper than three replaces.
+const MEASUREMENT_SPECIAL = /[\\, \r\n]/;
+const KEY_SPECIAL = /[\\,= \r\n]/;
+const STRING_SPECIAL = /[\\"\r\n]/;
 
 /**
  * InfluxDB 1.x keeps a backslash in names and tag values as it is (an escaped one is stored twice), and a backslash
@@ -21,6 +25,7 @@ const NEWLINES = /[\r\n]/g;
  * backslashes go through raw, and that one case becomes a slash.
  */
 export function escapeMeasurement(s: string): string {
+  if (!MEASUREMENT_SPECIAL.test(s)) return s;
   return s
     .replace(NEWLINES, ' ')
     .replace(/\\(?=[, ]|$)/g, '/')
@@ -29,6 +34,7 @@ export function escapeMeasurement(s: string): string {
 
 /** Tag keys, tag values and field keys: comma, equals and space are escaped; see above for backslashes. */
 export function escapeKey(s: string): string {
+  if (!KEY_SPECIAL.test(s)) return s;
   return s
     .replace(NEWLINES, ' ')
     .replace(/\\(?=[,= ]|$)/g, '/')
@@ -36,6 +42,7 @@ export function escapeKey(s: string): string {
 }
 
 export function escapeStringField(s: string): string {
+  if (!STRING_SPECIAL.test(s)) return `"${s}"`;
   return `"${s.replace(NEWLINES, ' ').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
