@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { HISTORIC_INDEX_LABELS } from '../tic/labels';
 import { hash01, SimulatedMeter, type MeterConfig } from './meter';
 
 /**
@@ -347,19 +348,8 @@ export class EcoDevicesSimulator {
       ['ADCO', c?.adco ?? '----'],
       ['OPTARIF', c ? optarif[c.contract] : '----'],
       ['ISOUSC', c?.isousc ?? 0],
-      ...[
-        'BASE',
-        'HCHC',
-        'HCHP',
-        'EJPHN',
-        'EJPHPM',
-        'BBRHCJB',
-        'BBRHPJB',
-        'BBRHCJW',
-        'BBRHPJW',
-        'BBRHCJR',
-        'BBRHPJR',
-      ].map((l): [string, number] => [l, labels.includes(l) ? idx(l) : 0]),
+      // The box's template lists every index of every contract, in the order of the TIC spec.
+      ...HISTORIC_INDEX_LABELS.map((l): [string, number] => [l, labels.includes(l) ? idx(l) : 0]),
       ['PEJP', 0],
       ['PTEC', s ? undotted(s.ptec) : '----'],
       ['DEMAIN', s ? demain : '----'],
