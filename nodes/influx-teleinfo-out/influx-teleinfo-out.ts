@@ -4,6 +4,7 @@ import type { InfluxServerNode } from '../influxdb-teleinfo-server/types';
 import { readingToLine } from '../lib/influx/line-protocol';
 import { failInput } from '../lib/node-red';
 import { isReading, type Reading } from '../lib/reading';
+import { describePayload } from '../lib/teleinfo-parser';
 
 interface InfluxOutDef extends NodeDef {
   server: string;
@@ -81,7 +82,7 @@ export = function register(RED: NodeAPI): void {
         return failInput(
           node,
           done,
-          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; item ${bad} is ${describe(readings[bad])}`,
+          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; item ${bad} is ${describePayload(readings[bad])}`,
           {
             fill: 'red',
             shape: 'ring',
@@ -118,12 +119,6 @@ export = function register(RED: NodeAPI): void {
     } catch {
       return text;
     }
-  }
-
-  function describe(value: unknown): string {
-    if (value === null || typeof value !== 'object')
-      return `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
-    return `an object with keys {${Object.keys(value).slice(0, 6).join(', ')}}`;
   }
 
   RED.nodes.registerType('influx-teleinfo-out', InfluxTeleinfoOut);

@@ -38,6 +38,9 @@ export class Spool {
   private segments: Segment[] = [];
   private head = { segment: 0, offset: 0, lines: 0 };
   private fd: number | null = null;
+  /** Sums over `segments`, kept up to date rather than recomputed on every append. */
+  private totalBytes = 0;
+  private totalLines = 0;
   /** Records accepted, acknowledged and dropped since this process opened the spool. */
   readonly counters = { appended: 0, acked: 0, dropped: 0, recovered: 0, truncatedBytes: 0 };
 
@@ -53,11 +56,26 @@ export class Spool {
 
   /** Records waiting (not yet acknowledged). */
   get length(): number {
-    return this.segments.reduce((n, s) => n + s.lines, 0) - this.head.lines;
+    return this.totalLines - this.head.lines;
   }
 
   get bytes(): number {
-    return this.segments.reduce((n, s) => n + s.bytes, 0) - this.head.offset;
+    return this.totalBytes - this.head.offset;
+  }
+
+  private addSegment(segment: Segment): void {
+    this.segments.push(segment);
+    this.totalBytes += segment.bytes;
+    this.totalLines += segment.lines;
+  }
+
+  /** Remove the oldest segment file and return it. */
+  private removeOldest(): Segment {
+    const oldest = this.segments.shift()!;
+    this.totalBytes -= oldest.bytes;
+    this.totalLines -= oldest.lines;
+    fs.rmSync(this.file(oldest.id), { force: true });
+    return oldest;
   }
 
   private file(id: number): string {
@@ -81,7 +99,7 @@ export class Spool {
       }
       let lines = 0;
       for (let i = 0; i < end; i++) if (data[i] === 0x0a) lines++;
-      this.segments.push({ id, bytes: end, lines });
+      this.addSegment({ id, bytes: end, lines });
     }
     try {
       const saved = JSON.parse(fs.readFileSync(path.join(this.dir, HEAD), 'utf8')) as typeof this.head;
@@ -91,7 +109,7 @@ export class Spool {
     } catch {
       this.head = { segment: this.segments[0]?.id ?? 1, offset: 0, lines: 0 };
     }
-    if (this.segments.length === 0) this.segments.push({ id: this.head.segment || 1, bytes: 0, lines: 0 });
+    if (this.segments.length === 0) this.addSegment({ id: this.head.segment || 1, bytes: 0, lines: 0 });
     this.head.segment = this.segments[0].id;
     this.counters.recovered = this.length;
   }
@@ -107,12 +125,14 @@ export class Spool {
     if (last.bytes >= this.segmentBytes) {
       this.closeFd();
       last = { id: last.id + 1, bytes: 0, lines: 0 };
-      this.segments.push(last);
+      this.addSegment(last);
     }
     this.fd ??= fs.openSync(this.file(last.id), 'a');
     fs.writeSync(this.fd, data);
     last.bytes += data.length;
     last.lines += records.length;
+    this.totalBytes += data.length;
+    this.totalLines += records.length;
     this.counters.appended += records.length;
   }
 
@@ -159,16 +179,14 @@ export class Spool {
 
   /** The batch was delivered: move the head past it and forget finished segments. */
   ack(end: SpoolBatch['end'], count: number): void {
-    while (this.segments.length > 1 && this.segments[0].id < end.segment) {
-      fs.rmSync(this.file(this.segments.shift()!.id), { force: true });
-    }
+    while (this.segments.length > 1 && this.segments[0].id < end.segment) this.removeOldest();
     this.head = { ...end };
     const first = this.segments[0];
     if (this.segments.length === 1 && first.bytes === this.head.offset && first.bytes >= this.segmentBytes) {
       // The only segment is finished and consumed: start afresh rather than grow it forever.
       this.closeFd();
-      fs.rmSync(this.file(first.id), { force: true });
-      this.segments = [{ id: first.id + 1, bytes: 0, lines: 0 }];
+      this.removeOldest();
+      this.addSegment({ id: first.id + 1, bytes: 0, lines: 0 });
       this.head = { segment: first.id + 1, offset: 0, lines: 0 };
     }
     this.counters.acked += count;
@@ -176,9 +194,8 @@ export class Spool {
   }
 
   private dropOldest(): void {
-    const oldest = this.segments.shift()!;
+    const oldest = this.removeOldest();
     const lost = oldest.lines - (oldest.id === this.head.segment ? this.head.lines : 0);
-    fs.rmSync(this.file(oldest.id), { force: true });
     this.counters.dropped += lost;
     this.head = { segment: this.segments[0].id, offset: 0, lines: 0 };
     this.saveHead();

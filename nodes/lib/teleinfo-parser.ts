@@ -105,7 +105,7 @@ export class TeleinfoParser {
       return;
     }
     throw new Error(
-      `teleinfo-parse expects raw TIC (Buffer or string), Eco-Devices JSON or XML, or a normalized reading; got ${describe(payload)}`,
+      `teleinfo-parse expects raw TIC (Buffer or string), Eco-Devices JSON or XML, or a normalized reading; got ${describePayload(payload)}`,
     );
   }
 
@@ -155,7 +155,8 @@ export class TeleinfoParser {
   }
 }
 
-function describe(payload: unknown): string {
+/** A short description of an unexpected payload, for error messages. */
+export function describePayload(payload: unknown): string {
   if (payload === null || payload === undefined) return String(payload);
   if (typeof payload === 'object') {
     const keys = Object.keys(payload).slice(0, 5).join(', ');

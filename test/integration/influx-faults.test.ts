@@ -10,7 +10,7 @@ const AUTH = `admin:${PASSWORD}`;
 const T0 = Date.parse('2026-01-16T00:00:00Z');
 
 /** http in → influx-teleinfo-out (first wire, so the points are spooled before the answer) and http response. */
-function flows(influxUrl: string, database: string, flushMs: number) {
+function flows(influxUrl: string, database: string, flushMs: number, batchSize = 5000) {
   return [
     { id: 'tab', type: 'tab', label: 'faults' },
     {
@@ -19,7 +19,7 @@ function flows(influxUrl: string, database: string, flushMs: number) {
       url: influxUrl,
       api: '1',
       database,
-      batchSize: '5000',
+      batchSize: String(batchSize),
       flushMs: String(flushMs),
       spoolMB: '100',
       timeout: '2000',
@@ -108,9 +108,10 @@ describe(
       await influxd.query('CREATE DATABASE crash', undefined, AUTH);
       const dir = tempDir('node-red-crash');
       const port = await freePort();
-      // A long flush interval leaves accepted points in the spool, unwritten, when the process is killed.
+      // No flush before the kill (batches larger than the stream, a minute's interval): every accepted point is
+      // only in the spool when the process dies.
       let nr = await startNodeRed({ dir, port });
-      await nr.deploy(flows(influxd.url, 'crash', 3000));
+      await nr.deploy(flows(influxd.url, 'crash', 60_000, 1_000_000));
       const accepted: Reading[] = [];
       let i = 0;
       const feed = async (until: () => boolean) => {

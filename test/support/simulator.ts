@@ -1,4 +1,4 @@
-import { meterConfig, simulatedBox, type SimulatorOptions } from '../../nodes/lib/simulator/cli';
+import { simulatedBox, type SimulatorOptions } from '../../nodes/lib/simulator/cli';
 import { EcoDevicesSimulator, SimClock } from '../../nodes/lib/simulator/ecodevices-server';
 
 /** A simulated Eco-Devices box on a free port, in this process, with its clock frozen at `start`. */
@@ -18,5 +18,3 @@ export async function startBox(options: Partial<SimulatorOptions> = {}): Promise
   await box.listen(0);
   return box;
 }
-
-export { meterConfig };

@@ -24,21 +24,27 @@ const STRING_SPECIAL = /[\\"\r\n]/;
  * just before an escaped character or at the end cannot be stored at all (checked against influxd 1.6):
  * backslashes go through raw, and that one case becomes a slash.
  */
-export function escapeMeasurement(s: string): string {
-  if (!MEASUREMENT_SPECIAL.test(s)) return s;
+/** Escape `special` characters with a backslash, after the two unstorable cases above. */
+function escapeName(s: string, test: RegExp, backslashBefore: RegExp, special: RegExp): string {
+  if (!test.test(s)) return s;
   return s
     .replace(NEWLINES, ' ')
-    .replace(/\\(?=[, ]|$)/g, '/')
-    .replace(/[, ]/g, (c) => `\\${c}`);
+    .replace(backslashBefore, '/')
+    .replace(special, (c) => `\\${c}`);
+}
+
+const MEASUREMENT_BACKSLASH = /\\(?=[, ]|$)/g;
+const MEASUREMENT_ESCAPED = /[, ]/g;
+const KEY_BACKSLASH = /\\(?=[,= ]|$)/g;
+const KEY_ESCAPED = /[,= ]/g;
+
+export function escapeMeasurement(s: string): string {
+  return escapeName(s, MEASUREMENT_SPECIAL, MEASUREMENT_BACKSLASH, MEASUREMENT_ESCAPED);
 }
 
 /** Tag keys, tag values and field keys: comma, equals and space are escaped; see above for backslashes. */
 export function escapeKey(s: string): string {
-  if (!KEY_SPECIAL.test(s)) return s;
-  return s
-    .replace(NEWLINES, ' ')
-    .replace(/\\(?=[,= ]|$)/g, '/')
-    .replace(/[,= ]/g, (c) => `\\${c}`);
+  return escapeName(s, KEY_SPECIAL, KEY_BACKSLASH, KEY_ESCAPED);
 }
 
 export function escapeStringField(s: string): string {

@@ -38,6 +38,7 @@ export class SimClock {
 export class SimulatedCounter {
   private slot: number;
   private total: number;
+  private mark: { time: number; index: number } | null = null;
 
   constructor(
     private readonly seed: number,
@@ -69,6 +70,13 @@ export class SimulatedCounter {
     for (; this.slot < slot; this.slot++) this.total += this.rate(this.slot) / 60;
     const f = 10 ** this.decimals;
     return Math.floor(this.total * f) / f;
+  }
+
+  /** Consumption from `from` to `to`. The total at `from` is remembered, so asking again for the same day
+   * does not replay the counter from its origin. */
+  since(from: number, to: number): number {
+    if (this.mark?.time !== from) this.mark = { time: from, index: this.indexAt(from) };
+    return Math.round((this.indexAt(to) - this.mark.index) * 1000) / 1000;
   }
 
   flowAt(time: number): number {
@@ -285,12 +293,12 @@ export class EcoDevicesSimulator {
   }
 
   cmd20(now: number): Record<string, string | number> {
-    const start = this.midnight(now);
-    const day = (c: SimulatedCounter) => {
-      const from = c.indexAt(Math.max(start, this.config.origin));
-      return Math.round((c.indexAt(now) - from) * 1000) / 1000;
+    const start = Math.max(this.midnight(now), this.config.origin);
+    return {
+      product: 'Eco-devices',
+      Day_C1: this.counters[0].since(start, now),
+      Day_C2: this.counters[1].since(start, now),
     };
-    return { product: 'Eco-devices', Day_C1: day(this.counters[0]), Day_C2: day(this.counters[1]) };
   }
 
   private statusXml(now: number): string {
