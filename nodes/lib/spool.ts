@@ -23,6 +23,10 @@ interface Segment {
 }
 
 export interface SpoolBatch {
+  /** The records as stored: each followed by a newline (a line-protocol body as it is). */
+  readonly data: Buffer;
+  readonly count: number;
+  /** The records as strings, split on demand. */
   readonly lines: string[];
   /** Position after the batch, for `ack`. */
   readonly end: { readonly segment: number; readonly offset: number; readonly lines: number };
@@ -31,6 +35,8 @@ export interface SpoolBatch {
 const SEGMENT = /^(\d{12})\.spool$/;
 const HEAD = 'head.json';
 const READ_CHUNK = 1 << 20;
+/** The longest record a spool can hold (it reads records in chunks of this size). */
+export const MAX_RECORD_BYTES = READ_CHUNK - 1;
 
 export class Spool {
   private readonly maxBytes: number;
@@ -117,10 +123,20 @@ export class Spool {
   /** Append records; once this returns they survive a crash of the process. */
   append(records: readonly string[]): void {
     if (records.length === 0) return;
-    const data = Buffer.from(records.join('\n') + '\n');
-    if (data.length > this.maxBytes)
-      throw new Error(`a batch of ${data.length} bytes exceeds the spool limit`);
-    while (this.bytes + data.length > this.maxBytes && this.segments.length > 1) this.dropOldest();
+    // Joined with a trailing empty record, the text is flat and ends with a newline: encoded once below.
+    const text = records.concat('').join('\n');
+    // A large append is cut into segment-sized pieces, so that a full spool drops exactly the oldest records.
+    if (text.length > this.segmentBytes && records.length > 1) {
+      const half = records.length >> 1;
+      this.append(records.slice(0, half));
+      this.append(records.slice(half));
+      return;
+    }
+    const data = Buffer.from(text);
+    const size = data.length;
+    if (size > this.maxBytes || (records.length === 1 && size > MAX_RECORD_BYTES + 1))
+      throw new Error(`a record of ${size} bytes is larger than the spool can hold`);
+    while (this.bytes + size > this.maxBytes && this.segments.length > 1) this.dropOldest();
     let last = this.segments[this.segments.length - 1];
     if (last.bytes >= this.segmentBytes) {
       this.closeFd();
@@ -129,9 +145,9 @@ export class Spool {
     }
     this.fd ??= fs.openSync(this.file(last.id), 'a');
     fs.writeSync(this.fd, data);
-    last.bytes += data.length;
+    last.bytes += size;
     last.lines += records.length;
-    this.totalBytes += data.length;
+    this.totalBytes += size;
     this.totalLines += records.length;
     this.counters.appended += records.length;
   }
@@ -143,10 +159,11 @@ export class Spool {
 
   /** Up to `max` records from the head, without removing them. */
   peek(max: number): SpoolBatch {
-    const lines: string[] = [];
+    const parts: Buffer[] = [];
+    let count = 0;
     let { segment, offset, lines: lineNo } = this.head;
     let index = this.segments.findIndex((s) => s.id === segment);
-    while (index >= 0 && index < this.segments.length && lines.length < max) {
+    while (index >= 0 && index < this.segments.length && count < max) {
       const seg = this.segments[index];
       if (offset >= seg.bytes) {
         if (index === this.segments.length - 1) break;
@@ -156,25 +173,36 @@ export class Spool {
         lineNo = 0;
         continue;
       }
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, seg.bytes - offset));
       const fd = fs.openSync(this.file(seg.id), 'r');
+      let n: number;
       try {
-        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, seg.bytes - offset));
-        const n = fs.readSync(fd, buf, 0, buf.length, offset);
-        let start = 0;
-        for (let i = 0; i < n && lines.length < max; i++) {
-          if (buf[i] !== 0x0a) continue;
-          lines.push(buf.toString('utf8', start, i));
-          start = i + 1;
-          lineNo++;
-        }
-        if (start === 0)
-          throw new Error(`spool record longer than ${READ_CHUNK} bytes in ${this.file(seg.id)}`);
-        offset += start;
+        n = fs.readSync(fd, buf, 0, buf.length, offset);
       } finally {
         fs.closeSync(fd);
       }
+      let taken = 0;
+      for (let nl = buf.indexOf(0x0a); nl >= 0 && nl < n && count < max; nl = buf.indexOf(0x0a, nl + 1)) {
+        taken = nl + 1;
+        count++;
+        lineNo++;
+      }
+      if (taken === 0)
+        throw new Error(`spool record longer than ${READ_CHUNK} bytes in ${this.file(seg.id)}`);
+      parts.push(buf.subarray(0, taken));
+      offset += taken;
     }
-    return { lines, end: { segment, offset, lines: lineNo } };
+    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    let lines: string[] | null = null;
+    return {
+      data,
+      count,
+      get lines() {
+        lines ??= count === 0 ? [] : data.toString('utf8', 0, data.length - 1).split('\n');
+        return lines;
+      },
+      end: { segment, offset, lines: lineNo },
+    };
   }
 
   /** The batch was delivered: move the head past it and forget finished segments. */

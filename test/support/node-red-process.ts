@@ -13,7 +13,14 @@ export interface NodeRedProcess extends Service {
 }
 
 export async function startNodeRed(
-  options: { flows?: unknown[]; env?: Record<string, string>; dir?: string; port?: number } = {},
+  options: {
+    flows?: unknown[];
+    env?: Record<string, string>;
+    dir?: string;
+    port?: number;
+    /** Extra node arguments, e.g. --cpu-prof for a benchmark. */
+    nodeArgs?: string[];
+  } = {},
 ): Promise<NodeRedProcess> {
   // A given userDir outlives the process (to restart on it); a temporary one is removed on stop.
   const dir = options.dir ?? tempDir('node-red');
@@ -28,7 +35,14 @@ export async function startNodeRed(
   const log = fs.openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [require.resolve('node-red/red.js'), '--userDir', dir, '--settings', settings],
+    [
+      ...(options.nodeArgs ?? []),
+      require.resolve('node-red/red.js'),
+      '--userDir',
+      dir,
+      '--settings',
+      settings,
+    ],
     {
       stdio: ['ignore', log, log],
       env: { ...process.env, ...options.env },

@@ -52,27 +52,43 @@ export function escapeStringField(s: string): string {
   return `"${s.replace(NEWLINES, ' ').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-function integerLabel(label: string): boolean {
-  return (HISTORIC_LABELS[label] ?? STANDARD_LABELS[label])?.kind === 'int';
+/** How a label is written as a field: its escaped key and whether its numbers are integers. Labels repeat, so
+ * this is worked out once per label (bounded: odd labels from odd input are not remembered forever). */
+const fieldKeys = new Map<string, { key: string; integer: boolean; text: boolean }>();
+
+function fieldKey(label: string): { key: string; integer: boolean; text: boolean } {
+  let k = fieldKeys.get(label);
+  if (k === undefined) {
+    k = {
+      key: escapeKey(label),
+      integer: (HISTORIC_LABELS[label] ?? STANDARD_LABELS[label])?.kind === 'int',
+      text: STRING_FIELDS.has(label),
+    };
+    if (fieldKeys.size < 4096) fieldKeys.set(label, k);
+  }
+  return k;
 }
 
 export function readingToLine(reading: Reading, measurement = 'teleinfo'): string {
   let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
   if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
   if (reading.tariffPeriod) line += `,tariff_period=${escapeKey(reading.tariffPeriod)}`;
-  const fields: string[] = [];
-  for (const [label, value] of Object.entries(reading.values)) {
+  // Every field is written with a leading comma; the first one is cut off below.
+  let fields = '';
+  const values = reading.values;
+  for (const label in values) {
+    const value = values[label];
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) continue;
-      fields.push(
-        `${escapeKey(label)}=${integerLabel(label) && Number.isInteger(value) ? `${value}i` : value}`,
-      );
-    } else if (STRING_FIELDS.has(label)) {
-      fields.push(`${escapeKey(label)}=${escapeStringField(value.trim())}`);
+      const k = fieldKey(label);
+      fields += `,${k.key}=${k.integer && Number.isInteger(value) ? `${value}i` : value}`;
+    } else {
+      const k = fieldKey(label);
+      if (k.text) fields += `,${k.key}=${escapeStringField(value.trim())}`;
     }
   }
-  if (reading.apparentPower !== null) fields.push(`apparent_power=${Math.round(reading.apparentPower)}i`);
-  if (reading.energyTotal !== null) fields.push(`energy_total=${Math.round(reading.energyTotal)}i`);
-  fields.push(`phases=${reading.phases}i`, `overrun=${reading.overrun}`);
-  return `${line} ${fields.join(',')} ${Date.parse(reading.time)}`;
+  if (reading.apparentPower !== null) fields += `,apparent_power=${Math.round(reading.apparentPower)}i`;
+  if (reading.energyTotal !== null) fields += `,energy_total=${Math.round(reading.energyTotal)}i`;
+  fields += `,phases=${reading.phases}i,overrun=${reading.overrun}`;
+  return `${line} ${fields.slice(1)} ${Date.parse(reading.time)}`;
 }

@@ -19,8 +19,15 @@ export interface WriteResult {
   readonly retryAfterMs?: number | null;
 }
 
+/** Line-protocol records as stored in the spool: the bytes for a raw body, the strings for a client. */
+export interface LineBatch {
+  /** Each record followed by a newline. */
+  readonly data: Buffer;
+  readonly lines: readonly string[];
+}
+
 export interface InfluxTransport {
-  write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult>;
+  write(batch: LineBatch, signal: AbortSignal): Promise<WriteResult>;
   close(): Promise<void>;
 }
 
@@ -51,8 +58,16 @@ export interface V2Options {
   readonly timeoutMs: number;
 }
 
-/** Bodies above this are gzipped. */
+/**
+ * Bodies above this are gzipped, unless InfluxDB is on this machine: there, compressing costs both processes CPU
+ * and saves nothing.
+ */
 export const GZIP_THRESHOLD = 64 * 1024;
+
+function gzipThreshold(url: URL): number {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') ? Infinity : GZIP_THRESHOLD;
+}
 
 export function verdictOf(status: number): WriteVerdict {
   if (status >= 200 && status < 300) return 'written';
@@ -76,9 +91,11 @@ export class V1Transport implements InfluxTransport {
   private readonly client: Client;
   private readonly path: string;
   private readonly headers: Record<string, string>;
+  private readonly gzipAbove: number;
 
   constructor(options: V1Options) {
     const url = new URL(options.url);
+    this.gzipAbove = gzipThreshold(url);
     const base = url.pathname.replace(/\/+$/, '');
     const query = new URLSearchParams({ db: options.database, precision: 'ms' });
     if (options.retentionPolicy) query.set('rp', options.retentionPolicy);
@@ -95,10 +112,10 @@ export class V1Transport implements InfluxTransport {
     });
   }
 
-  async write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult> {
-    let body: Buffer = Buffer.from(lines.join('\n'));
+  async write(batch: LineBatch, signal: AbortSignal): Promise<WriteResult> {
+    let body = batch.data;
     const headers = { ...this.headers };
-    if (body.length > GZIP_THRESHOLD) {
+    if (body.length > this.gzipAbove) {
       body = gzipSync(body, { level: 1 });
       headers['content-encoding'] = 'gzip';
     }
@@ -136,8 +153,10 @@ const clientLogger = setLogger({
 /** InfluxDB 2.x / 3.x (and 1.8+ with token `user:password`, bucket `db/rp`) through @influxdata/influxdb-client. */
 export class V2Transport implements InfluxTransport {
   private readonly influx: InfluxDB;
+  private readonly gzipAbove: number;
 
   constructor(private readonly options: V2Options) {
+    this.gzipAbove = gzipThreshold(new URL(options.url));
     this.influx = new InfluxDB({
       url: options.url,
       token: options.token,
@@ -146,14 +165,15 @@ export class V2Transport implements InfluxTransport {
     });
   }
 
-  async write(lines: readonly string[], signal: AbortSignal): Promise<WriteResult> {
+  async write(batch: LineBatch, signal: AbortSignal): Promise<WriteResult> {
+    const lines = batch.lines;
     // The client's own buffering and retries are switched off: the spool and our retry policy own them.
     const api = this.influx.getWriteApi(this.options.org, this.options.bucket, 'ms', {
       batchSize: lines.length + 1,
       maxBufferLines: lines.length + 1,
       flushInterval: 0,
       maxRetries: 0,
-      gzipThreshold: GZIP_THRESHOLD,
+      gzipThreshold: this.gzipAbove,
       writeFailed: () => undefined,
     });
     api.writeRecords(lines as string[]);
