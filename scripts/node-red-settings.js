@@ -9,7 +9,8 @@ module.exports = function settings({
   logLevel = 'info',
 }) {
   return {
-    uiHost: '127.0.0.1',
+    // Local only, unless a container publishes it (docker-compose sets NODE_RED_HOST=0.0.0.0).
+    uiHost: process.env.NODE_RED_HOST || '127.0.0.1',
     uiPort: port,
     flowFile,
     credentialSecret,

@@ -1,26 +1,130 @@
 'use strict';
-// npm start: Node-RED on http://127.0.0.1:1880 with this package loaded from the working tree.
+// npm start: the whole chain on this machine. A simulated Eco-Devices box → the Pi instance (:1880) → MQTT →
+// the server instance (:1881) → InfluxDB. MQTT_URL, INFLUX_URL and ECODEVICES_HOST point it at real ones instead.
+// Ctrl-C stops everything it started.
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { prepareInstance, ROOT } = require('./instance');
+const services = require('../dist/test/support/services');
+const { projectBrokerSettings } = require('../dist/test/support/end-to-end');
 
-const root = path.resolve(__dirname, '..');
-const userDir = path.join(root, '.nr', 'dev');
-const port = Number(process.env.PORT || 1880);
-fs.mkdirSync(userDir, { recursive: true });
-fs.writeFileSync(
-  path.join(userDir, 'settings.js'),
-  `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port} });\n`,
-);
-console.log(
-  `Node-RED with node-red-contrib-teleinfo: http://127.0.0.1:${port}/ (userDir ${userDir}); Ctrl-C stops it`,
-);
-const child = spawn(
-  process.execPath,
-  [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')],
-  {
-    stdio: 'inherit',
-  },
-);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code) => process.exit(code ?? 0));
+const dir = path.resolve(process.env.DEMO_DIR || path.join(ROOT, '.nr', 'demo'));
+const piPort = Number(process.env.PI_PORT || 1880);
+const serverPort = Number(process.env.SERVER_PORT || 1881);
+/** What this script started, stopped in reverse order. */
+const running = [];
+
+function onPath(bin) {
+  return (process.env.PATH || '').split(path.delimiter).some((d) => fs.existsSync(path.join(d, bin)));
+}
+
+function child(name, args, env) {
+  const log = fs.openSync(path.join(dir, `${name}.log`), 'a');
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', log, log], env });
+  fs.closeSync(log);
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  running.push({
+    name,
+    pid: proc.pid,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  });
+  return proc;
+}
+
+async function main() {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const env = { ...process.env };
+  const lines = [];
+
+  if (!env.ECODEVICES_HOST) {
+    const port = await services.freePort();
+    child(
+      'simulator',
+      [
+        path.join(ROOT, 'bin', 'teleinfo-sim.js'),
+        '--port',
+        String(port),
+        '--contract',
+        'HC',
+        '--contract2',
+        'TEMPO',
+      ],
+      env,
+    );
+    await services.waitFor('the simulated box', () => services.tcpOpen(port), 15_000);
+    Object.assign(env, {
+      ECODEVICES_HOST: '127.0.0.1',
+      ECODEVICES_PORT: String(port),
+      POLL_SECONDS: env.POLL_SECONDS || '5',
+    });
+    lines.push(`simulated Eco-Devices box  http://127.0.0.1:${port}/  (HC meter on T1, Tempo on T2)`);
+  } else lines.push(`Eco-Devices box            ${env.ECODEVICES_HOST}`);
+
+  if (!env.MQTT_URL) {
+    if (!onPath('mosquitto'))
+      throw new Error('no MQTT broker: install mosquitto (apt install mosquitto) or set MQTT_URL');
+    fs.mkdirSync(path.join(dir, 'mosquitto'));
+    const broker = await services.startMosquitto({
+      dir: path.join(dir, 'mosquitto'),
+      global: projectBrokerSettings(),
+    });
+    running.push({ name: 'mosquitto', pid: broker.pid, stop: () => broker.stop() });
+    env.MQTT_URL = broker.url;
+    lines.push(`mosquitto (project settings) ${broker.url}`);
+  } else lines.push(`MQTT broker                ${env.MQTT_URL}`);
+
+  if (!env.INFLUX_URL) {
+    if (onPath('influxd')) {
+      fs.mkdirSync(path.join(dir, 'influxd'));
+      const influxd = await services.startInfluxd({ dir: path.join(dir, 'influxd') });
+      running.push({ name: 'influxd', pid: influxd.pid, stop: () => influxd.stop() });
+      await influxd.query('CREATE DATABASE teleinfo');
+      env.INFLUX_URL = influxd.url;
+      lines.push(`influxd 1.x                ${influxd.url}  (database teleinfo)`);
+    } else {
+      // Nothing listens there: the server's spool keeps every reading and its status says so.
+      env.INFLUX_URL = `http://127.0.0.1:${await services.freePort()}`;
+      lines.push('no influxd on PATH: the server keeps readings in its spool (see its node status)');
+    }
+  } else lines.push(`InfluxDB                   ${env.INFLUX_URL}`);
+
+  for (const [role, port] of [
+    ['server', serverPort],
+    ['pi', piPort],
+  ]) {
+    const instance = prepareInstance({ role, userDir: path.join(dir, role), port, env });
+    child(role, instance.args, instance.env);
+    await services.waitFor(
+      `the ${role} instance`,
+      async () => (await services.httpStatus(`http://127.0.0.1:${port}/settings`)) === 200,
+      60_000,
+    );
+    lines.push(
+      `${role === 'pi' ? 'Pi instance    ' : 'server instance'}            http://127.0.0.1:${port}/  (flows/${role}.json, log ${path.join(dir, `${role}.log`)})`,
+    );
+  }
+  console.log(`node-red-contrib-teleinfo demo, in ${dir}:\n  ${lines.join('\n  ')}`);
+  console.log(`pids: ${running.map((r) => `${r.name}=${r.pid}`).join(' ')}`);
+  console.log('Ctrl-C stops everything.');
+}
+
+let stopping = false;
+async function stopAll(code) {
+  if (stopping) return;
+  stopping = true;
+  for (const r of running.reverse()) await r.stop().catch(() => undefined);
+  console.log('demo stopped');
+  process.exit(code);
+}
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => void stopAll(0));
+main().catch((e) => {
+  console.error(`npm start: ${e.message}`);
+  void stopAll(1);
+});

@@ -29,7 +29,14 @@ export interface SpoolBatch {
   /** The records as strings, split on demand. */
   readonly lines: string[];
   /** Position after the batch, for `ack`. */
-  readonly end: { readonly segment: number; readonly offset: number; readonly lines: number };
+  readonly end: SpoolPosition;
+}
+
+/** A place between two records: segment id, byte offset and record count within it. */
+export interface SpoolPosition {
+  readonly segment: number;
+  readonly offset: number;
+  readonly lines: number;
 }
 
 const SEGMENT = /^(\d{12})\.spool$/;
@@ -157,11 +164,26 @@ export class Spool {
     if (this.fd !== null) fs.fdatasyncSync(this.fd);
   }
 
-  /** Up to `max` records from the head, without removing them. */
-  peek(max: number): SpoolBatch {
+  /** The position after the last record (what `peek` would give as `end` for everything). */
+  get tail(): SpoolPosition {
+    const last = this.segments[this.segments.length - 1];
+    return { segment: last.id, offset: last.bytes, lines: last.lines };
+  }
+
+  /** The position of the first record not yet acknowledged. */
+  get headPosition(): SpoolPosition {
+    return { ...this.head };
+  }
+
+  /**
+   * Up to `max` records from the head (or from `from`, a position this spool gave, if it was not dropped since),
+   * without removing them.
+   */
+  peek(max: number, from?: SpoolPosition): SpoolBatch {
     const parts: Buffer[] = [];
     let count = 0;
-    let { segment, offset, lines: lineNo } = this.head;
+    const start = from && !this.before(from, this.head) ? from : this.head;
+    let { segment, offset, lines: lineNo } = start;
     let index = this.segments.findIndex((s) => s.id === segment);
     while (index >= 0 && index < this.segments.length && count < max) {
       const seg = this.segments[index];
@@ -206,7 +228,9 @@ export class Spool {
   }
 
   /** The batch was delivered: move the head past it and forget finished segments. */
-  ack(end: SpoolBatch['end'], count: number): void {
+  ack(end: SpoolPosition, count: number): void {
+    // A position from before the head (its segment was dropped when the spool was full) has nothing left to ack.
+    if (!this.before(this.head, end)) return;
     while (this.segments.length > 1 && this.segments[0].id < end.segment) this.removeOldest();
     this.head = { ...end };
     const first = this.segments[0];
@@ -219,6 +243,10 @@ export class Spool {
     }
     this.counters.acked += count;
     this.saveHead();
+  }
+
+  private before(a: SpoolPosition, b: SpoolPosition): boolean {
+    return a.segment < b.segment || (a.segment === b.segment && a.offset < b.offset);
   }
 
   private dropOldest(): void {

@@ -31,10 +31,9 @@ export async function startNodeRed(
     `module.exports = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port} });\n`,
   );
   if (options.flows) fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify(options.flows));
-  const logFile = path.join(dir, 'node-red.log');
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(
-    process.execPath,
+  return launch(
+    dir,
+    port,
     [
       ...(options.nodeArgs ?? []),
       require.resolve('node-red/red.js'),
@@ -43,11 +42,44 @@ export async function startNodeRed(
       '--settings',
       settings,
     ],
-    {
-      stdio: ['ignore', log, log],
-      env: { ...process.env, ...options.env },
-    },
+    { ...process.env, ...options.env },
+    !options.dir,
   );
+}
+
+/**
+ * One of the shipped instances (flows/pi.json, flows/server.json) as `npm start` runs it: flows and credentials
+ * from the environment (scripts/instance.js). The userDir is kept on stop, to restart on it.
+ */
+export async function startInstance(
+  role: 'pi' | 'server',
+  options: { env: Record<string, string>; dir: string; port?: number; flows?: unknown[] },
+): Promise<NodeRedProcess> {
+  const port = options.port ?? (await freePort());
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the launcher is plain JS shared with npm start
+  const { prepareInstance } = require(path.join(ROOT, 'scripts', 'instance.js')) as {
+    prepareInstance: (o: object) => { args: string[]; env: Record<string, string> };
+  };
+  const prepared = prepareInstance({
+    role,
+    userDir: options.dir,
+    port,
+    env: { ...process.env, ...options.env },
+    flows: options.flows,
+  });
+  return launch(options.dir, port, prepared.args, prepared.env, false);
+}
+
+async function launch(
+  dir: string,
+  port: number,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  removeDir: boolean,
+): Promise<NodeRedProcess> {
+  const logFile = path.join(dir, 'node-red.log');
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env });
   fs.closeSync(log);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`Node-RED on ${port}`, async () => (await httpStatus(`${url}/settings`)) === 200, 60_000);
@@ -56,7 +88,7 @@ export async function startNodeRed(
     port,
     dir,
     url,
-    stop: stopper(child, options.dir ? null : dir),
+    stop: stopper(child, removeDir ? dir : null),
     log: () => fs.readFileSync(logFile, 'utf8'),
     async deploy(flows: unknown[]) {
       // The admin API answers once the flows are saved; they start a moment later, which the log says.

@@ -1,0 +1,229 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { EcoDevicesSimulator, SimClock } from '../../nodes/lib/simulator/ecodevices-server';
+import { simulatedBox } from '../../nodes/lib/simulator/cli';
+import { ROOT } from './fixtures';
+import { startInstance, type NodeRedProcess } from './node-red-process';
+import {
+  freePort,
+  startInfluxd,
+  startMosquitto,
+  tempDir,
+  waitFor,
+  type Influxd,
+  type Mosquitto,
+} from './services';
+
+/** The broker settings of the shipped mosquitto.conf (queues, persistence), for a local mosquitto. */
+export function projectBrokerSettings(): string[] {
+  return fs
+    .readFileSync(path.join(ROOT, 'docker', 'mosquitto', 'mosquitto.conf'), 'utf8')
+    .split('\n')
+    .filter((l) =>
+      /^(autosave_interval|max_queued_messages|max_inflight_messages|persistent_client_expiration) /.test(l),
+    );
+}
+
+/** A TCP proxy in front of the broker: cutting it is a Pi losing its network, the broker staying up. */
+export class LinkCutter {
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  constructor(
+    readonly port: number,
+    private readonly target: number,
+  ) {}
+
+  async open(): Promise<void> {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise((r) => server.close(r));
+  }
+}
+
+const PASSWORD = 'e2e-influx-pass';
+
+/** Mosquitto, influxd, a simulated box (real clock), a Pi and a server instance, each on its own ports. */
+export interface Site {
+  mosquitto: Mosquitto;
+  influxd: Influxd;
+  readonly mosquittoDir: string;
+  readonly influxDir: string;
+  readonly box: EcoDevicesSimulator;
+  readonly pi: NodeRedProcess;
+  readonly servers: NodeRedProcess[];
+  readonly piDir: string;
+  readonly serverDirs: string[];
+  readonly database: string;
+  /** The Pi's MQTT path goes through this proxy. */
+  readonly link: LinkCutter;
+}
+
+export async function startSite(database: string, options: { servers?: number } = {}): Promise<Site> {
+  const mosquittoDir = tempDir('e2e-mosquitto');
+  const mosquitto = await startMosquitto({ dir: mosquittoDir, global: projectBrokerSettings() });
+  const influxDir = tempDir('e2e-influxd');
+  const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
+  await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
+  const box = simulatedBox(
+    { boxes: 1, contract: 'HC', contract2: 'BASE', phases: 1, isousc: 45, seed: 11, start: Date.now() },
+    0,
+    new SimClock(Date.now(), 1),
+  );
+  await box.listen(0);
+  const link = new LinkCutter(await freePort(), mosquitto.port);
+  await link.open();
+  const piDir = tempDir('e2e-pi');
+  const serverDirs = Array.from({ length: options.servers ?? 1 }, () => tempDir('e2e-server'));
+  const servers = [];
+  for (const [i, dir] of serverDirs.entries())
+    servers.push(await startServer(dir, mosquitto, influxd, database, i));
+  const pi = await startPi(piDir, link.port, box.port);
+  return { mosquitto, influxd, mosquittoDir, influxDir, box, pi, servers, piDir, serverDirs, database, link };
+}
+
+/** Start mosquitto again on the same port and persistence directory. */
+export async function restartMosquitto(site: Site): Promise<void> {
+  site.mosquitto = await startMosquitto({
+    dir: site.mosquittoDir,
+    port: site.mosquitto.port,
+    global: projectBrokerSettings(),
+  });
+}
+
+/** Start influxd again on the same port and data directory. */
+export async function restartInfluxd(site: Site): Promise<void> {
+  site.influxd = await startInfluxd({
+    adminPassword: PASSWORD,
+    dir: site.influxDir,
+    port: site.influxd.port,
+  });
+}
+
+export function serverEnv(mosquitto: Mosquitto, influxd: Influxd, database: string, index: number) {
+  return {
+    MQTT_URL: mosquitto.url,
+    MQTT_CLIENT_ID: `teleinfo-e2e-server-${index + 1}`,
+    INFLUX_URL: influxd.url,
+    INFLUX_DB: database,
+    INFLUX_USER: 'admin',
+    INFLUX_PASSWORD: PASSWORD,
+  };
+}
+
+export function startServer(
+  dir: string,
+  mosquitto: Mosquitto,
+  influxd: Influxd,
+  database: string,
+  index = 0,
+) {
+  return startInstance('server', { dir, env: serverEnv(mosquitto, influxd, database, index) });
+}
+
+/** The shipped Pi flow, plus a tap (a core file node) recording every reading ecodevices-in emitted. */
+export function startPi(dir: string, mqttPort: number, boxPort: number): Promise<NodeRedProcess> {
+  const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
+    id: string;
+    wires?: string[][];
+  }[];
+  flows.find((n) => n.id === 'pi-poll')!.wires![0].push('test-tap');
+  flows.push({
+    id: 'test-tap',
+    type: 'file',
+    z: 'pi-tab',
+    filename: path.join(dir, 'sent.jsonl'),
+    filenameType: 'str',
+    appendNewline: true,
+    createDir: true,
+    overwriteFile: 'false',
+    encoding: 'none',
+    wires: [[]],
+  } as never);
+  return startInstance('pi', {
+    dir,
+    env: {
+      MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+      PI_ID: 'pi-e2e',
+      ECODEVICES_HOST: '127.0.0.1',
+      ECODEVICES_PORT: String(boxPort),
+      POLL_SECONDS: '2',
+    },
+    flows,
+  });
+}
+
+/** `meter time` → energy total (Wh, rounded) of every reading the Pi's ecodevices-in emitted. */
+export function sentKeys(piDir: string): Map<string, number | null> {
+  const file = path.join(piDir, 'sent.jsonl');
+  const keys = new Map<string, number | null>();
+  if (!fs.existsSync(file)) return keys;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const r = JSON.parse(line) as { meter: string; time: string; energyTotal: number | null };
+    keys.set(`${r.meter} ${Date.parse(r.time)}`, r.energyTotal === null ? null : Math.round(r.energyTotal));
+  }
+  return keys;
+}
+
+/** `meter time` → energy_total of every point in InfluxDB. */
+export async function storedKeys(
+  site: Pick<Site, 'influxd' | 'database'>,
+): Promise<Map<string, number | null>> {
+  const r = await site.influxd.query(
+    'SELECT "phases", "energy_total" FROM teleinfo GROUP BY "meter"',
+    site.database,
+    `admin:${PASSWORD}`,
+  );
+  const keys = new Map<string, number | null>();
+  for (const series of r.results[0]?.series ?? [])
+    for (const [time, , energy] of series.values)
+      keys.set(`${series.tags!.meter} ${time as number}`, (energy as number | null) ?? null);
+  return keys;
+}
+
+/** Stop the Pi (no more readings), wait for every sent reading in InfluxDB, and count. */
+export async function settle(site: Site, timeoutMs = 120_000) {
+  await site.pi.stop();
+  const sent = sentKeys(site.piDir);
+  let stored = new Map<string, number | null>();
+  await waitFor(
+    'every sent reading in InfluxDB',
+    async () => {
+      stored = await storedKeys(site);
+      return [...sent.keys()].every((k) => stored.has(k));
+    },
+    timeoutMs,
+  ).catch(() => undefined);
+  const missing = [...sent.keys()].filter((k) => !stored.has(k));
+  const extra = [...stored.keys()].filter((k) => !sent.has(k));
+  const wrong = [...sent].filter(([k, v]) => stored.has(k) && stored.get(k) !== v).map(([k]) => k);
+  return { sent: sent.size, stored: stored.size, missing, extra, wrong };
+}
+
+export async function stopSite(site: Site): Promise<void> {
+  await site.pi.stop();
+  for (const s of site.servers) await s.stop();
+  await site.link.cut();
+  await site.box.close();
+  await site.mosquitto.stop();
+  await site.influxd.stop();
+  for (const dir of [site.piDir, ...site.serverDirs, site.mosquittoDir, site.influxDir])
+    fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Spool } from '../../nodes/lib/spool';
+import { StoreAndForward } from '../../nodes/lib/store-forward';
+import { tempDir, waitFor } from '../support/services';
+
+function buffer(dir: string, overlapMs: number) {
+  const forwarded: string[] = [];
+  const spool = new Spool(dir, { segmentBytes: 1024, maxBytes: 1 << 20 });
+  const saf = new StoreAndForward(spool, { overlapMs, replayBatch: 7 }, (r) => forwarded.push(r));
+  return { saf, spool, forwarded };
+}
+
+describe('store-and-forward journal (teleinfo-buffer)', () => {
+  test('queued while down, replayed in order when up, then passed straight through', async () => {
+    const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
+    for (let i = 0; i < 50; i++) saf.offer(`r${i}`);
+    assert.equal(forwarded.length, 0);
+    assert.equal(saf.backlog, 50);
+    saf.setLink(true);
+    assert.equal(saf.state, 'replaying');
+    saf.offer('r50'); // arrives during the replay: queued behind, not sent ahead
+    await waitFor('the replay', () => saf.state === 'up');
+    saf.offer('r51');
+    assert.deepEqual(
+      forwarded,
+      Array.from({ length: 52 }, (_, i) => `r${i}`),
+    );
+    assert.equal(saf.backlog, 0);
+    saf.close();
+  });
+
+  test('a drop replays the overlap (what was sent just before it) and the queue, in order', async () => {
+    const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    for (let i = 0; i < 10; i++) saf.offer(`r${i}`);
+    saf.setLink(false); // r0..r9 were sent within the overlap: they may be lost
+    for (let i = 10; i < 15; i++) saf.offer(`r${i}`);
+    assert.equal(saf.backlog, 15);
+    forwarded.length = 0;
+    saf.setLink(true);
+    await waitFor('the replay', () => saf.state === 'up');
+    assert.deepEqual(
+      forwarded,
+      Array.from({ length: 15 }, (_, i) => `r${i}`),
+    );
+    saf.close();
+  });
+
+  test('records older than the overlap leave the journal; the journal survives a restart', async () => {
+    const dir = tempDir('saf');
+    const first = buffer(dir, 50);
+    first.saf.setLink(true);
+    await waitFor('caught up', () => first.saf.state === 'up');
+    for (let i = 0; i < 5; i++) first.saf.offer(`old${i}`);
+    await waitFor('the overlap to pass', () => first.spool.length === 0, 5000);
+    first.saf.setLink(false);
+    for (let i = 0; i < 5; i++) first.saf.offer(`new${i}`);
+    first.saf.close();
+    const second = buffer(dir, 50);
+    assert.equal(second.saf.backlog, 5);
+    second.saf.setLink(true);
+    await waitFor('the replay', () => second.saf.state === 'up');
+    assert.deepEqual(second.forwarded, ['new0', 'new1', 'new2', 'new3', 'new4']);
+    second.saf.close();
+  });
+});
