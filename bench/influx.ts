@@ -13,6 +13,7 @@ import { ROOT } from '../test/support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../test/support/node-red-process';
 import { hcReading } from '../test/support/readings';
 import { startInfluxd, waitFor, type Influxd } from '../test/support/services';
+import { READING_FUNCTION } from './support/function-readings';
 import { cpuSeconds, rssMiB } from './support/process-stats';
 
 const N = Number(process.env.BENCH_READINGS) || 100_000;
@@ -27,14 +28,7 @@ const T0 = Date.parse('2026-01-20T00:00:00Z');
 function generator(count: number, shape: 'reading' | 'contrib'): string {
   return `
 const count = ${count}, T0 = ${T0};
-// The readings of test/support/readings.ts hcReading(), written out so that the function node needs no module.
-function reading(meter, time, i) {
-  const values = { ADCO: meter, OPTARIF: 'HC..', ISOUSC: 45, HCHC: 10000000 + i, HCHP: 20000000 + 2 * i,
-    PTEC: i % 2 === 0 ? 'HC..' : 'HP..', IINST: 5 + (i % 7), IMAX: 90, PAPP: 1000 + (i % 100) * 10, HHPHC: 'A', MOTDETAT: '000000' };
-  return { meter, source: 'tic-historic', time: new Date(time).toISOString(), tariffOption: 'HC',
-    tariffPeriod: i % 2 === 0 ? 'HC' : 'HP', apparentPower: values.PAPP, energyTotal: values.HCHC + values.HCHP,
-    energyIndexes: { HCHC: values.HCHC, HCHP: values.HCHP }, currents: [values.IINST], phases: 1, overrun: false, values };
-}
+${READING_FUNCTION}
 function payload(i) {
   const r = reading('m' + (i % 50), T0 + Math.floor(i / 50) * 1000, i);
   ${

@@ -99,6 +99,34 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     console.log(`# editor screenshot: ${path.join(shots, 'edit-dialog.png')}`);
   });
 
+  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-buffer']) {
+    test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
+      await page.evaluate((t) => {
+        const r = RED as unknown as {
+          view: { importNodes(n: unknown[]): void };
+          nodes: { filterNodes(f: { type: string }): object[] };
+          editor: { edit(n: object): void };
+        };
+        r.view.importNodes([{ id: `dialog-${t}`, type: t, x: 200, y: 300 }]);
+        r.editor.edit(r.nodes.filterNodes({ type: t })[0]);
+      }, type);
+      await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
+      const labels = await page.locator('.red-ui-tray-body label span[data-i18n]').allInnerTexts();
+      assert.ok(labels.length >= 2, `${type} has labelled fields`);
+      for (const label of labels) {
+        assert.ok(label.trim().length > 0, `${type}: empty label`);
+        assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
+      }
+      const help = await page.evaluate(
+        (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
+        type,
+      );
+      assert.ok(help.length > 200, `${type} has help`);
+      await page.click('#node-dialog-cancel');
+      await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+    });
+  }
+
   test('help and labels are in French for a French browser', async () => {
     const context = await browser.newContext({ locale: 'fr-FR' });
     const fr = await context.newPage();

@@ -1,0 +1,236 @@
+/**
+ * npm run bench:e2e — readings through the whole chain on this machine: the Pi instance (flows/pi.json, with a
+ * generator in place of ecodevices-in) → mosquitto (project settings) → the server instance (flows/server.json)
+ * → influxd. Two loads, each with BENCH_METERS (default 200) simulated meters:
+ *   burst:     BENCH_BURST readings (default 20,000) as fast as the Pi emits them: sustained readings/s;
+ *   paced:     BENCH_RATE readings/s (default 500) for BENCH_SECONDS (default 20): latency p50/p99 from the
+ *              reading's own time to the moment its point is queryable (sampled every 100 ms).
+ * The same loads then go to the original design's shape instead of the server instance: a plain Node script
+ * subscribing to the same topics and writing each MQTT message to InfluxDB on its own, one after the other, as the
+ * seed's Java server did. RSS is the peak of each Node-RED process.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { connect } from 'mqtt';
+import { readingToLine, type Reading } from '../nodes/lib';
+import { projectBrokerSettings } from '../test/support/end-to-end';
+import { ROOT } from '../test/support/fixtures';
+import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
+import {
+  startInfluxd,
+  startMosquitto,
+  tempDir,
+  waitFor,
+  type Influxd,
+  type Mosquitto,
+} from '../test/support/services';
+import { READING_FUNCTION } from './support/function-readings';
+import { rssMiB } from './support/process-stats';
+
+const METERS = Number(process.env.BENCH_METERS) || 200;
+const BURST = Number(process.env.BENCH_BURST) || 20_000;
+const RATE = Number(process.env.BENCH_RATE) || 500;
+const SECONDS = Number(process.env.BENCH_SECONDS) || 20;
+
+/** POST /load {count, rate, meters}: readings stamped with the time they are emitted (unique per meter). */
+const GENERATOR = `
+${READING_FUNCTION}
+const { count, rate, meters } = msg.payload;
+const perTick = rate > 0 ? Math.max(1, Math.round(rate / 100)) : 1000;
+const last = {};
+let i = 0;
+function tick() {
+  for (let k = 0; k < perTick && i < count; k++, i++) {
+    const meter = 'bench-' + (i % meters);
+    const time = Math.max(Date.now(), (last[meter] || 0) + 1);
+    last[meter] = time;
+    node.send([{ payload: reading(meter, time, i) }, null], false);
+  }
+  if (i < count) setTimeout(tick, rate > 0 ? 10 : 0);
+}
+tick();
+return [null, msg];`;
+
+function piFlows(): unknown[] {
+  const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
+    id: string;
+    type: string;
+    z?: string;
+  }[];
+  return [
+    ...flows.filter((n) => n.id !== 'pi-poll' && n.z !== 'tic-tab' && n.id !== 'tic-tab'),
+    { id: 'load', z: 'pi-tab', type: 'http in', url: '/load', method: 'post', wires: [['gen']] },
+    {
+      id: 'gen',
+      z: 'pi-tab',
+      type: 'function',
+      func: GENERATOR,
+      outputs: 2,
+      libs: [],
+      wires: [['pi-buffer'], ['loaded']],
+    },
+    { id: 'loaded', z: 'pi-tab', type: 'http response', statusCode: '200' },
+  ];
+}
+
+/** The seed's shape: one synchronous InfluxDB write per MQTT message, in arrival order. */
+async function seedShapeServer(broker: Mosquitto, influxd: Influxd, db: string) {
+  const client = connect(broker.url, { clientId: 'seed-shape', clean: true });
+  await new Promise((r) => client.once('connect', r));
+  let chain = Promise.resolve();
+  client.on('message', (_topic, payload) => {
+    chain = chain.then(async () => {
+      const line = readingToLine(JSON.parse(payload.toString()) as Reading);
+      const res = await fetch(`${influxd.url}/write?db=${db}&precision=ms`, { method: 'POST', body: line });
+      await res.arrayBuffer();
+    });
+  });
+  await client.subscribeAsync('teleinfo/+/reading', { qos: 1 });
+  return { stop: () => client.endAsync() };
+}
+
+async function count(influxd: Influxd, db: string): Promise<number> {
+  const r = await influxd.query('SELECT count("phases") FROM teleinfo', db);
+  return (r.results[0]?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
+}
+
+interface Run {
+  readonly seconds: number;
+  readonly rate: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly stored: number;
+}
+
+/** Offer a load through the Pi, sample the stored count every 100 ms, and work out rate and latencies. */
+async function run(
+  pi: NodeRedProcess,
+  influxd: Influxd,
+  db: string,
+  n: number,
+  rate: number,
+  watch: number[],
+) {
+  await influxd.query(`CREATE DATABASE ${db}`);
+  const peaks = watch.map(() => 0);
+  const samples: { at: number; stored: number }[] = [];
+  const start = Date.now();
+  const res = await fetch(`${pi.url}/load`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ count: n, rate, meters: METERS }),
+  });
+  if (res.status !== 200) throw new Error(`load: ${res.status}`);
+  let stalledSince = Date.now();
+  let last = 0;
+  await waitFor(
+    `${n} points in ${db}`,
+    async () => {
+      watch.forEach((pid, i) => (peaks[i] = Math.max(peaks[i], rssMiB(pid))));
+      const stored = await count(influxd, db);
+      samples.push({ at: Date.now(), stored });
+      if (stored > last) stalledSince = Date.now();
+      last = stored;
+      return stored >= n || Date.now() - stalledSince > 15_000;
+    },
+    30 * 60_000,
+  );
+  const end = samples.find((s) => s.stored >= last)!.at;
+  // The k-th point (by its own time) became queryable at the first sample counting at least k points.
+  const r = await influxd.query('SELECT "phases" FROM teleinfo', db);
+  const times = ((r.results[0]?.series?.[0]?.values ?? []) as [number][])
+    .map(([t]) => t)
+    .sort((a, b) => a - b);
+  const latencies: number[] = [];
+  let s = 0;
+  times.forEach((t, k) => {
+    while (s < samples.length - 1 && samples[s].stored < k + 1) s++;
+    latencies.push(samples[s].at - t);
+  });
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  const result: Run = {
+    seconds: (end - start) / 1000,
+    rate: last / ((end - start) / 1000),
+    p50: pct(0.5),
+    p99: pct(0.99),
+    stored: last,
+  };
+  return { result, peaks };
+}
+
+function row(name: string, load: string, r: Run, n: number, rss: string) {
+  return `| ${name} | ${load} | ${r.stored}/${n} | ${Math.round(r.rate)} | ${r.p50} ms | ${r.p99} ms | ${rss} |`;
+}
+
+async function main(): Promise<void> {
+  const mosquitto = await startMosquitto({ global: projectBrokerSettings() });
+  const influxd = await startInfluxd();
+  const dirs = [tempDir('bench-pi'), tempDir('bench-server')];
+  const env = { MQTT_URL: mosquitto.url, INFLUX_URL: influxd.url };
+  let server = await startInstance('server', { dir: dirs[1], env: { ...env, INFLUX_DB: 'ours_burst' } });
+  const pi = await startInstance('pi', { dir: dirs[0], env: { ...env, PI_ID: 'bench' }, flows: piFlows() });
+  const rows: string[] = [];
+  try {
+    await waitFor('the Pi link', () => pi.log().includes('Connected to broker'), 30_000);
+    const paced = RATE * SECONDS;
+    const ours = await run(pi, influxd, 'ours_burst', BURST, 0, [pi.pid, server.pid]);
+    rows.push(
+      row(
+        'ours (Node-RED server)',
+        'burst',
+        ours.result,
+        BURST,
+        `Pi ${ours.peaks[0].toFixed(0)} MiB, server ${ours.peaks[1].toFixed(0)} MiB`,
+      ),
+    );
+    console.log(rows[rows.length - 1]);
+    await server.stop();
+    server = await startInstance('server', {
+      dir: tempDir('bench-server'),
+      env: { ...env, INFLUX_DB: 'ours_paced' },
+    });
+    await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
+    const oursPaced = await run(pi, influxd, 'ours_paced', paced, RATE, [pi.pid, server.pid]);
+    rows.push(
+      row(
+        'ours (Node-RED server)',
+        `${RATE}/s × ${SECONDS} s`,
+        oursPaced.result,
+        paced,
+        `Pi ${oursPaced.peaks[0].toFixed(0)} MiB, server ${oursPaced.peaks[1].toFixed(0)} MiB`,
+      ),
+    );
+    console.log(rows[rows.length - 1]);
+    await server.stop();
+
+    for (const [db, n, rate, load] of [
+      ['seed_burst', BURST, 0, 'burst'],
+      ['seed_paced', paced, RATE, `${RATE}/s × ${SECONDS} s`],
+    ] as const) {
+      const seed = await seedShapeServer(mosquitto, influxd, db);
+      const r = await run(pi, influxd, db, n, rate, [pi.pid]);
+      await seed.stop();
+      rows.push(
+        row("seed's shape (one write per message)", load, r.result, n, `Pi ${r.peaks[0].toFixed(0)} MiB`),
+      );
+      console.log(rows[rows.length - 1]);
+    }
+    console.log(`\n${METERS} simulated meters; Pi → mosquitto → server → influxd on one 2-core machine`);
+    console.log('| Server | Load | Stored | Readings/s | Latency p50 | Latency p99 | Peak RSS |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    await pi.stop();
+    await server.stop();
+    await mosquitto.stop();
+    await influxd.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
