@@ -75,7 +75,10 @@ export interface Site {
   readonly link: LinkCutter;
 }
 
-export async function startSite(database: string, options: { servers?: number } = {}): Promise<Site> {
+export async function startSite(
+  database: string,
+  options: { servers?: number; readingsTopic?: string } = {},
+): Promise<Site> {
   const mosquittoDir = tempDir('e2e-mosquitto');
   const mosquitto = await startMosquitto({ dir: mosquittoDir, global: projectBrokerSettings() });
   const influxDir = tempDir('e2e-influxd');
@@ -93,7 +96,7 @@ export async function startSite(database: string, options: { servers?: number } 
   const serverDirs = Array.from({ length: options.servers ?? 1 }, () => tempDir('e2e-server'));
   const servers = [];
   for (const [i, dir] of serverDirs.entries())
-    servers.push(await startServer(dir, mosquitto, influxd, database, i));
+    servers.push(await startServer(dir, mosquitto, influxd, database, i, options.readingsTopic));
   const pi = await startPi(piDir, link.port, box.port);
   return { mosquitto, influxd, mosquittoDir, influxDir, box, pi, servers, piDir, serverDirs, database, link };
 }
@@ -116,8 +119,15 @@ export async function restartInfluxd(site: Site): Promise<void> {
   });
 }
 
-export function serverEnv(mosquitto: Mosquitto, influxd: Influxd, database: string, index: number) {
+export function serverEnv(
+  mosquitto: Mosquitto,
+  influxd: Influxd,
+  database: string,
+  index: number,
+  readingsTopic?: string,
+): Record<string, string> {
   return {
+    ...(readingsTopic ? { MQTT_READINGS_TOPIC: readingsTopic } : {}),
     MQTT_URL: mosquitto.url,
     MQTT_CLIENT_ID: `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: influxd.url,
@@ -133,8 +143,9 @@ export function startServer(
   influxd: Influxd,
   database: string,
   index = 0,
+  readingsTopic?: string,
 ) {
-  return startInstance('server', { dir, env: serverEnv(mosquitto, influxd, database, index) });
+  return startInstance('server', { dir, env: serverEnv(mosquitto, influxd, database, index, readingsTopic) });
 }
 
 /** The shipped Pi flow, plus a tap (a core file node) recording every reading ecodevices-in emitted. */
