@@ -1,11 +1,13 @@
 'use strict';
 // npm start: the whole chain on this machine. A simulated Eco-Devices box → the Pi instance (:1880) → MQTT →
 // the server instance (:1881) → InfluxDB. MQTT_URL, INFLUX_URL and ECODEVICES_HOST point it at real ones instead.
+// Without mosquitto on the PATH (or with DEMO_BROKER=embedded) the broker is a small in-memory one in this process.
 // Ctrl-C stops everything it started.
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { prepareInstance, ROOT } = require('./instance');
+const { startEmbeddedBroker } = require('./embedded-broker');
 const services = require('../dist/test/support/services');
 const { projectBrokerSettings } = require('../dist/test/support/end-to-end');
 
@@ -67,9 +69,13 @@ async function main() {
     lines.push(`simulated Eco-Devices box  http://127.0.0.1:${port}/  (HC meter on T1, Tempo on T2)`);
   } else lines.push(`Eco-Devices box            ${env.ECODEVICES_HOST}`);
 
-  if (!env.MQTT_URL) {
-    if (!onPath('mosquitto'))
-      throw new Error('no MQTT broker: install mosquitto (apt install mosquitto) or set MQTT_URL');
+  if (!env.MQTT_URL && (env.DEMO_BROKER === 'embedded' || !onPath('mosquitto'))) {
+    // No mosquitto: a small in-memory broker in this process (no persistence; enough for the demo).
+    const broker = await startEmbeddedBroker(await services.freePort());
+    running.push({ name: 'embedded-broker', pid: process.pid, stop: () => broker.close() });
+    env.MQTT_URL = broker.url;
+    lines.push(`embedded MQTT broker       ${broker.url}  (in memory, no persistence)`);
+  } else if (!env.MQTT_URL) {
     fs.mkdirSync(path.join(dir, 'mosquitto'));
     const broker = await services.startMosquitto({
       dir: path.join(dir, 'mosquitto'),
