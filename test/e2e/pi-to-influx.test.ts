@@ -66,16 +66,21 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     const r = await settle(site);
     if (r.missing.length > 0) {
       const { readFileSync } = await import('node:fs');
-      console.log(readFileSync(`${site.mosquittoDir}/service.log`, 'utf8').slice(-3000));
+      console.log(readFileSync(`${site.mosquittoDir}/service.log`, 'utf8').slice(-1500));
+      console.log(site.pi.log().slice(-4000));
     }
     return r;
   }
 
-  // Passes most runs (76 of 76 stored); about one run in four the server receives nothing after the restart, not
-  // even the Pi's birth message, though it reconnects. Not explained yet: marked TODO rather than trusted.
+  // Passes most runs (76 of 76 stored). In the failing ones (seen after the npm start test), the Pi's MQTT client
+  // retries every 5 s after the restart but each attempt through the test's TCP proxy (LinkCutter) is closed within
+  // milliseconds and never reaches mosquitto, while the server, connected directly, is back. Not explained yet:
+  // marked TODO rather than trusted.
   test(
     'broker down 30 s mid-stream, then back (a single server on teleinfo/+/reading)',
-    { todo: 'intermittent: one run in about four, the server receives nothing after the broker restart' },
+    {
+      todo: 'intermittent: the Pi sometimes cannot get back through the test proxy after the broker restart',
+    },
     async () => {
       report('broker down 30 s', await brokerDown('teleinfo/+/reading'));
     },

@@ -40,7 +40,9 @@ export class LinkCutter {
       for (const s of [client, upstream]) {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
+        s.on('error', (e) =>
+          console.log(`# LinkCutter ${this.port}→${this.target}: ${(e as Error).message}`),
+        );
       }
       client.pipe(upstream).pipe(client);
       client.on('close', () => upstream.destroy());
