@@ -41,7 +41,7 @@ export class LinkCutter {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
         s.on('error', (e) =>
-          console.log(`# LinkCutter ${this.port}→${this.target}: ${(e as Error).message}`),
+          console.log(`# LinkCutter ${this.port}→${this.target}: ${(e).message}`),
         );
       }
       client.pipe(upstream).pipe(client);
