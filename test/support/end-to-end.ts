@@ -40,9 +40,7 @@ export class LinkCutter {
       for (const s of [client, upstream]) {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
-        s.on('error', (e) =>
-          console.log(`# LinkCutter ${this.port}→${this.target}: ${(e).message}`),
-        );
+        s.on('error', (e) => console.log(`# LinkCutter ${this.port}→${this.target}: ${e.message}`));
       }
       client.pipe(upstream).pipe(client);
       client.on('close', () => upstream.destroy());
