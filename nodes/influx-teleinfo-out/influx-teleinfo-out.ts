@@ -3,8 +3,7 @@ import type { PipelineStatus } from '../lib/influx/pipeline';
 import type { InfluxServerNode } from '../influxdb-teleinfo-server/types';
 import { readingToLine } from '../lib/influx/line-protocol';
 import { failInput } from '../lib/node-red';
-import { isReading, type Reading } from '../lib/reading';
-import { describePayload } from '../lib/teleinfo-parser';
+import { notReadings, type Reading } from '../lib/reading';
 
 interface InfluxOutDef extends NodeDef {
   server: string;
@@ -76,13 +75,13 @@ export = function register(RED: NodeAPI): void {
       const payload: unknown =
         typeof msg.payload === 'string' && /^\s*[[{]/.test(msg.payload) ? safeJson(msg.payload) : msg.payload;
       const readings = Array.isArray(payload) ? payload : payload === undefined && msg.flush ? [] : [payload];
-      const bad = readings.findIndex((r) => !isReading(r));
-      if (bad >= 0) {
+      const problem = notReadings(readings);
+      if (problem) {
         invalid++;
         return failInput(
           node,
           done,
-          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; item ${bad} is ${describePayload(readings[bad])}`,
+          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; ${problem}`,
           {
             fill: 'red',
             shape: 'ring',

@@ -196,3 +196,19 @@ export function isReading(value: unknown): value is Reading {
     r.values !== null
   );
 }
+
+/** A short description of an unexpected payload, for error messages. */
+export function describePayload(payload: unknown): string {
+  if (payload === null || payload === undefined) return String(payload);
+  if (typeof payload === 'object') {
+    const keys = Object.keys(payload).slice(0, 5).join(', ');
+    return `an object with keys {${keys}}`;
+  }
+  return `a ${typeof payload} (${JSON.stringify(payload).slice(0, 40)})`;
+}
+
+/** Why `items` are not all normalized readings (the first one that is not, described), or null when they are. */
+export function notReadings(items: readonly unknown[]): string | null {
+  const bad = items.findIndex((r) => !isReading(r));
+  return bad < 0 ? null : `item ${bad} is ${describePayload(items[bad])}`;
+}

@@ -1,4 +1,4 @@
-import type { Spool, SpoolPosition } from './spool';
+import { MAX_RECORD_BYTES, type Spool, type SpoolPosition } from './spool';
 
 /**
  * Store-and-forward in front of a link that drops what it is given while down (Node-RED's mqtt out: node-red
@@ -16,6 +16,25 @@ export interface StoreForwardOptions {
   readonly replayBatch: number;
 }
 
+/**
+ * What a server publishes (on `teleinfo/replay`) after it connects, once its subscriptions are in place: it may
+ * have missed readings published while it was not subscribed, so publishers forward their overlap again.
+ */
+export interface ReplayRequest {
+  readonly request: 'replay';
+  /** The server's MQTT client id, for the logs. */
+  readonly by: string;
+  readonly at: string;
+}
+
+export function replayRequest(by: string, now = new Date()): ReplayRequest {
+  return { request: 'replay', by, at: now.toISOString() };
+}
+
+export function isReplayRequest(payload: unknown): payload is ReplayRequest {
+  return typeof payload === 'object' && payload !== null && (payload as ReplayRequest).request === 'replay';
+}
+
 export type LinkState = 'down' | 'replaying' | 'up';
 
 export class StoreAndForward {
@@ -27,6 +46,10 @@ export class StoreAndForward {
   private readonly sent: { at: number; end: SpoolPosition; count: number }[] = [];
   private inWindow = 0;
   private replayTimer: NodeJS.Immediate | null = null;
+  /** Records offered in this event-loop turn, journaled together at its end, and who waits for that. */
+  private pending: string[] = [];
+  private journaled: ((err?: Error) => void)[] = [];
+  private journalTimer: NodeJS.Immediate | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   readonly counters = { offered: 0, forwarded: 0, replayed: 0 };
 
@@ -50,14 +73,51 @@ export class StoreAndForward {
 
   /** Records not yet forwarded since the link was last known down (what a replay would send). */
   get backlog(): number {
-    return this.spool.length - this.inWindow;
+    return this.spool.length + this.pending.length - this.inWindow;
   }
 
-  /** Journal a record (once this returns it is on disk), and forward it if the link is up and caught up. */
-  offer(record: string, now = Date.now()): void {
-    this.spool.append([record]);
-    this.counters.offered++;
-    if (this.link && !this.replaying) this.send(record, this.spool.tail, now);
+  /**
+   * Journal records, and forward them if the link is up and caught up. The records offered in one event-loop turn
+   * (Node-RED delivers each message in its own callback of that turn) are journaled in one write at its end, then
+   * forwarded: `journaled` is called once they are on disk, or with the error that kept them off.
+   */
+  offer(records: readonly string[], journaled?: (err?: Error) => void): void {
+    const long = records.find(
+      (r) => r.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(r) > MAX_RECORD_BYTES,
+    );
+    if (long !== undefined)
+      throw new Error(`a record of ${Buffer.byteLength(long)} bytes is longer than ${MAX_RECORD_BYTES}`);
+    for (const record of records) this.pending.push(record);
+    if (journaled) this.journaled.push(journaled);
+    this.counters.offered += records.length;
+    this.journalTimer ??= setImmediate(() => this.journalPending());
+  }
+
+  private journalPending(now = Date.now()): void {
+    if (this.journalTimer) clearImmediate(this.journalTimer);
+    this.journalTimer = null;
+    if (this.pending.length === 0) return;
+    const records = this.pending;
+    const waiting = this.journaled;
+    this.pending = [];
+    this.journaled = [];
+    try {
+      this.spool.append(records);
+    } catch (e) {
+      for (const done of waiting) done(e as Error);
+      this.changed();
+      return;
+    }
+    // Behind a replay, the replay forwards them from the journal, in order.
+    if (this.link && !this.replaying) {
+      for (const record of records) this.forward(record);
+      this.counters.forwarded += records.length;
+      this.cursor = this.spool.tail;
+      this.sent.push({ at: now, end: this.cursor, count: records.length });
+      this.inWindow += records.length;
+    }
+    for (const done of waiting) done();
+    this.changed();
   }
 
   /** The link's state, as its status reports it. */
@@ -70,21 +130,30 @@ export class StoreAndForward {
     } else {
       // What was forwarded within the overlap may not have arrived: replay from the journal's head.
       this.replaying = false;
-      this.sent.length = 0;
-      this.inWindow = 0;
-      this.cursor = this.spool.headPosition;
-      if (this.replayTimer) clearImmediate(this.replayTimer);
-      this.replayTimer = null;
+      this.rewind();
     }
     this.changed();
   }
 
-  private send(record: string, end: SpoolPosition, now: number): void {
-    this.forward(record);
-    this.counters.forwarded++;
-    this.cursor = end;
-    this.sent.push({ at: now, end, count: 1 });
-    this.inWindow++;
+  /**
+   * Forward the overlap again, in order, then carry on: a subscriber that could not receive for a while (a server
+   * whose shared subscription the broker had forgotten) asks for it. While the link is down, nothing to do: the
+   * whole journal is replayed when it is back.
+   */
+  replayOverlap(): void {
+    if (!this.link) return;
+    this.rewind();
+    this.replaying = true;
+    this.scheduleReplay();
+    this.changed();
+  }
+
+  private rewind(): void {
+    this.sent.length = 0;
+    this.inWindow = 0;
+    this.cursor = this.spool.headPosition;
+    if (this.replayTimer) clearImmediate(this.replayTimer);
+    this.replayTimer = null;
   }
 
   private scheduleReplay(): void {
@@ -133,6 +202,7 @@ export class StoreAndForward {
   }
 
   close(): void {
+    this.journalPending();
     if (this.replayTimer) clearImmediate(this.replayTimer);
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.replayTimer = null;

@@ -1,6 +1,6 @@
 import { decodeEcoDevicesPayload, looksLikeEcoDevices } from './ecodevices/decode';
 import { EmissionFilter, type EmitPolicy } from './emission';
-import { isReading, readingFromTicFrame, ReadingError, type Reading } from './reading';
+import { describePayload, isReading, readingFromTicFrame, ReadingError, type Reading } from './reading';
 import { newCounters, TicStreamDecoder, type TicCounters } from './tic/decoder';
 import type { TicMode } from './tic/labels';
 
@@ -153,16 +153,6 @@ export class TeleinfoParser {
     for (const [k, v] of Object.entries(reading.values)) if (this.labelSet.has(k)) values[k] = v;
     return { ...reading, values };
   }
-}
-
-/** A short description of an unexpected payload, for error messages. */
-export function describePayload(payload: unknown): string {
-  if (payload === null || payload === undefined) return String(payload);
-  if (typeof payload === 'object') {
-    const keys = Object.keys(payload).slice(0, 5).join(', ');
-    return `an object with keys {${keys}}`;
-  }
-  return `a ${typeof payload} (${JSON.stringify(payload).slice(0, 40)})`;
 }
 
 /** `teleinfo/{meter}` → `teleinfo/021030167535`; MQTT wildcards and levels in ids are replaced. */

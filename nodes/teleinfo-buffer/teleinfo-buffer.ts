@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { failInput, ThrottledStatus } from '../lib/node-red';
-import { isReading, type Reading } from '../lib/reading';
+import { notReadings, type Reading } from '../lib/reading';
 import { Spool } from '../lib/spool';
-import { StoreAndForward } from '../lib/store-forward';
-import { describePayload } from '../lib/teleinfo-parser';
+import { isReplayRequest, StoreAndForward } from '../lib/store-forward';
+import { renderTopic } from '../lib/teleinfo-parser';
 
 interface BufferDef extends NodeDef {
   topic: string;
@@ -20,7 +20,7 @@ interface LinkStatusMessage extends NodeMessageInFlow {
  * teleinfo-buffer: store-and-forward in front of Node-RED's mqtt out, which drops messages while its broker is
  * unreachable. A Status node watching the mqtt out tells it the link state; readings are journaled on disk,
  * forwarded while the link is up, and replayed in order (with a short overlap from before the drop) when it comes
- * back.
+ * back. A server that may have missed readings asks for the overlap again with a replay request.
  */
 export = function register(RED: NodeAPI): void {
   function TeleinfoBuffer(this: Node, config: BufferDef): void {
@@ -79,35 +79,35 @@ export = function register(RED: NodeAPI): void {
         node.status(render());
         return done();
       }
+      if (isReplayRequest(msg.payload)) {
+        node.log(RED._('teleinfo-buffer.log.replay', { by: msg.payload.by }));
+        buffer.replayOverlap();
+        node.status(render());
+        return done();
+      }
       const readings: unknown[] = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
-      const bad = readings.findIndex((r) => !isReading(r));
-      if (bad >= 0) {
+      const problem = notReadings(readings);
+      if (problem) {
         invalid++;
         return failInput(
           node,
           done,
-          `teleinfo-buffer expects a normalized reading (or an array of them), or the status of the mqtt out node from a Status node; item ${bad} is ${describePayload(readings[bad])}`,
+          `teleinfo-buffer expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, or a replay request; ${problem}`,
           { fill: 'red', shape: 'ring', text: RED._('teleinfo-buffer.status.invalid', { count: invalid }) },
         );
       }
+      const fail = (e: Error) =>
+        failInput(node, done, e.message, { fill: 'red', shape: 'ring', text: e.message });
       try {
-        for (const reading of readings as Reading[]) {
-          buffer.offer(JSON.stringify({ topic: topicOf(reading), payload: reading }));
-        }
+        const records = (readings as Reading[]).map((reading) =>
+          JSON.stringify({ topic: renderTopic(topicTemplate, reading), payload: reading }),
+        );
+        // Done once the readings are on disk: from then on they reach the broker, whatever happens to the link.
+        buffer.offer(records, (err) => (err ? fail(err) : done()));
       } catch (e) {
-        return failInput(node, done, (e as Error).message, {
-          fill: 'red',
-          shape: 'ring',
-          text: (e as Error).message,
-        });
+        fail(e as Error);
       }
-      status.schedule();
-      done();
     });
-
-    function topicOf(reading: Reading): string {
-      return topicTemplate.replace(/\{meter\}/g, reading.meter.replace(/[+#/]/g, '_'));
-    }
 
     node.on('close', (_removed: boolean, done: () => void) => {
       status.stop();

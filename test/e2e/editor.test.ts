@@ -99,7 +99,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     console.log(`# editor screenshot: ${path.join(shots, 'edit-dialog.png')}`);
   });
 
-  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-buffer']) {
+  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-buffer', 'teleinfo-resubscribe']) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
       await page.evaluate((t) => {
         const r = RED as unknown as {
@@ -124,6 +124,31 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       assert.ok(help.length > 200, `${type} has help`);
       await page.click('#node-dialog-cancel');
       await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+    });
+  }
+
+  for (const type of ['ecodevices-device', 'influxdb-teleinfo-server']) {
+    test(`${type} (config node): its edit dialog opens with every label translated, and its help is there`, async () => {
+      await page.evaluate((t) => {
+        const r = RED as unknown as { editor: { editConfig(name: string, type: string, id: string): void } };
+        r.editor.editConfig('', t, '_ADD_');
+      }, type);
+      await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });
+      const labels = await page
+        .locator('.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]')
+        .allTextContents();
+      assert.ok(labels.length >= 3, `${type} has labelled fields`);
+      for (const label of labels) {
+        assert.ok(label.trim().length > 0, `${type}: empty label`);
+        assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
+      }
+      const help = await page.evaluate(
+        (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
+        type,
+      );
+      assert.ok(help.length > 200, `${type} has help`);
+      await page.click('#node-config-dialog-cancel');
+      await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
     });
   }
 

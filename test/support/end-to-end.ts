@@ -66,21 +66,30 @@ export interface Site {
   readonly mosquittoDir: string;
   readonly influxDir: string;
   readonly box: EcoDevicesSimulator;
-  readonly pi: NodeRedProcess;
+  pi: NodeRedProcess;
   readonly servers: NodeRedProcess[];
   readonly piDir: string;
   readonly serverDirs: string[];
   readonly database: string;
   /** The Pi's MQTT path goes through this proxy. */
   readonly link: LinkCutter;
+  readonly options: SiteOptions;
 }
 
-export async function startSite(
-  database: string,
-  options: { servers?: number; readingsTopic?: string } = {},
-): Promise<Site> {
+export interface SiteOptions {
+  readonly servers?: number;
+  readonly readingsTopic?: string;
+  /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
+  readonly secure?: { listener: string[]; env: Record<string, string> };
+}
+
+export async function startSite(database: string, options: SiteOptions = {}): Promise<Site> {
   const mosquittoDir = tempDir('e2e-mosquitto');
-  const mosquitto = await startMosquitto({ dir: mosquittoDir, global: projectBrokerSettings() });
+  const mosquitto = await startMosquitto({
+    dir: mosquittoDir,
+    global: projectBrokerSettings(),
+    listener: options.secure?.listener,
+  });
   const influxDir = tempDir('e2e-influxd');
   const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
   await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
@@ -94,11 +103,19 @@ export async function startSite(
   await link.open();
   const piDir = tempDir('e2e-pi');
   const serverDirs = Array.from({ length: options.servers ?? 1 }, () => tempDir('e2e-server'));
-  const servers = [];
-  for (const [i, dir] of serverDirs.entries())
-    servers.push(await startServer(dir, mosquitto, influxd, database, i, options.readingsTopic));
-  const pi = await startPi(piDir, link.port, box.port);
-  return { mosquitto, influxd, mosquittoDir, influxDir, box, pi, servers, piDir, serverDirs, database, link };
+  const site: Site = {
+    ...{ mosquitto, influxd, mosquittoDir, influxDir, box, piDir, serverDirs, database, link, options },
+    servers: [],
+    pi: null as unknown as NodeRedProcess, // started last, once the servers subscribed
+  };
+  for (const i of serverDirs.keys()) site.servers.push(await startServer(site, i));
+  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.env);
+  return site;
+}
+
+/** The broker's URL on `port`: mqtts:// for a secure site. */
+export function mqttUrl(site: Pick<Site, 'options'>, port: number): string {
+  return `${site.options.secure ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
 }
 
 /** Start mosquitto again on the same port and persistence directory. */
@@ -107,6 +124,7 @@ export async function restartMosquitto(site: Site): Promise<void> {
     dir: site.mosquittoDir,
     port: site.mosquitto.port,
     global: projectBrokerSettings(),
+    listener: site.options.secure?.listener,
   });
 }
 
@@ -119,37 +137,32 @@ export async function restartInfluxd(site: Site): Promise<void> {
   });
 }
 
-export function serverEnv(
-  mosquitto: Mosquitto,
-  influxd: Influxd,
-  database: string,
-  index: number,
-  readingsTopic?: string,
-): Record<string, string> {
+export function serverEnv(site: Site, index: number): Record<string, string> {
+  const { readingsTopic, secure } = site.options;
   return {
     ...(readingsTopic ? { MQTT_READINGS_TOPIC: readingsTopic } : {}),
-    MQTT_URL: mosquitto.url,
+    ...secure?.env,
+    MQTT_URL: mqttUrl(site, site.mosquitto.port),
     MQTT_CLIENT_ID: `teleinfo-e2e-server-${index + 1}`,
-    INFLUX_URL: influxd.url,
-    INFLUX_DB: database,
+    INFLUX_URL: site.influxd.url,
+    INFLUX_DB: site.database,
     INFLUX_USER: 'admin',
     INFLUX_PASSWORD: PASSWORD,
   };
 }
 
-export function startServer(
-  dir: string,
-  mosquitto: Mosquitto,
-  influxd: Influxd,
-  database: string,
-  index = 0,
-  readingsTopic?: string,
-) {
-  return startInstance('server', { dir, env: serverEnv(mosquitto, influxd, database, index, readingsTopic) });
+/** Server instance `index` of the site, on its own userDir (the same one again after a kill). */
+export function startServer(site: Site, index = 0) {
+  return startInstance('server', { dir: site.serverDirs[index], env: serverEnv(site, index) });
 }
 
 /** The shipped Pi flow, plus a tap (a core file node) recording every reading ecodevices-in emitted. */
-export function startPi(dir: string, mqttPort: number, boxPort: number): Promise<NodeRedProcess> {
+export function startPi(
+  dir: string,
+  mqttUrl: string,
+  boxPort: number,
+  env: Record<string, string> = {},
+): Promise<NodeRedProcess> {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
     id: string;
     wires?: string[][];
@@ -170,11 +183,12 @@ export function startPi(dir: string, mqttPort: number, boxPort: number): Promise
   return startInstance('pi', {
     dir,
     env: {
-      MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+      MQTT_URL: mqttUrl,
       PI_ID: 'pi-e2e',
       ECODEVICES_HOST: '127.0.0.1',
       ECODEVICES_PORT: String(boxPort),
       POLL_SECONDS: '2',
+      ...env,
     },
     flows,
   });
@@ -207,6 +221,26 @@ export async function storedKeys(
     for (const [time, , energy] of series.values)
       keys.set(`${series.tags!.meter} ${time as number}`, (energy as number | null) ?? null);
   return keys;
+}
+
+/**
+ * Wait until a reading the Pi emitted after `before` was taken is in InfluxDB: the Pi is back on the broker (its
+ * client retries every 5 s) and the path to the server works again. Settling earlier would stop the Pi with its
+ * backlog still in its journal.
+ */
+export async function storedSince(
+  site: Site,
+  before: ReadonlySet<string>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(
+    'a reading emitted since then in InfluxDB',
+    async () => {
+      const stored = await storedKeys(site);
+      return [...sentKeys(site.piDir).keys()].some((k) => !before.has(k) && stored.has(k));
+    },
+    timeoutMs,
+  );
 }
 
 /** Stop the Pi (no more readings), wait for every sent reading in InfluxDB, and count. */

@@ -4,6 +4,9 @@ import { Spool } from '../../nodes/lib/spool';
 import { StoreAndForward } from '../../nodes/lib/store-forward';
 import { tempDir, waitFor } from '../support/services';
 
+/** The end of the current event-loop turn, when offered records are journaled and forwarded. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
 function buffer(dir: string, overlapMs: number) {
   const forwarded: string[] = [];
   const spool = new Spool(dir, { segmentBytes: 1024, maxBytes: 1 << 20 });
@@ -14,14 +17,15 @@ function buffer(dir: string, overlapMs: number) {
 describe('store-and-forward journal (teleinfo-buffer)', () => {
   test('queued while down, replayed in order when up, then passed straight through', async () => {
     const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
-    for (let i = 0; i < 50; i++) saf.offer(`r${i}`);
+    for (let i = 0; i < 50; i++) saf.offer([`r${i}`]);
     assert.equal(forwarded.length, 0);
     assert.equal(saf.backlog, 50);
     saf.setLink(true);
     assert.equal(saf.state, 'replaying');
-    saf.offer('r50'); // arrives during the replay: queued behind, not sent ahead
+    saf.offer(['r50']); // arrives during the replay: queued behind, not sent ahead
     await waitFor('the replay', () => saf.state === 'up');
-    saf.offer('r51');
+    saf.offer(['r51']);
+    await turn();
     assert.deepEqual(
       forwarded,
       Array.from({ length: 52 }, (_, i) => `r${i}`),
@@ -34,9 +38,10 @@ describe('store-and-forward journal (teleinfo-buffer)', () => {
     const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
     saf.setLink(true);
     await waitFor('caught up', () => saf.state === 'up');
-    for (let i = 0; i < 10; i++) saf.offer(`r${i}`);
+    for (let i = 0; i < 10; i++) saf.offer([`r${i}`]);
+    await turn();
     saf.setLink(false); // r0..r9 were sent within the overlap: they may be lost
-    for (let i = 10; i < 15; i++) saf.offer(`r${i}`);
+    for (let i = 10; i < 15; i++) saf.offer([`r${i}`]);
     assert.equal(saf.backlog, 15);
     forwarded.length = 0;
     saf.setLink(true);
@@ -48,15 +53,83 @@ describe('store-and-forward journal (teleinfo-buffer)', () => {
     saf.close();
   });
 
+  test('a replay request forwards the overlap again, in order, then carries on; ignored while down', async () => {
+    const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    for (let i = 0; i < 10; i++) saf.offer([`r${i}`]);
+    await turn();
+    assert.equal(forwarded.length, 10);
+    forwarded.length = 0;
+    saf.replayOverlap();
+    assert.equal(saf.state, 'replaying');
+    saf.offer(['r10']); // queued behind the replay
+    await waitFor('the replay', () => saf.state === 'up');
+    saf.offer(['r11']);
+    await turn();
+    assert.deepEqual(
+      forwarded,
+      Array.from({ length: 12 }, (_, i) => `r${i}`),
+    );
+    assert.equal(saf.counters.replayed, 11);
+    saf.setLink(false);
+    forwarded.length = 0;
+    saf.replayOverlap();
+    assert.equal(saf.state, 'down');
+    assert.deepEqual(forwarded, []);
+    saf.close();
+  });
+
+  test('the records of one turn are journaled in one write, then forwarded; `journaled` waits for the write', async () => {
+    const { saf, spool, forwarded } = buffer(tempDir('saf'), 60_000);
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    const append = spool.append.bind(spool);
+    const writes: number[] = [];
+    spool.append = (records) => {
+      writes.push(records.length);
+      append(records);
+    };
+    const journaled: number[] = [];
+    for (let i = 0; i < 100; i++) saf.offer([`r${i}`], () => journaled.push(spool.length));
+    assert.deepEqual(forwarded, []);
+    assert.deepEqual(journaled, []);
+    await turn();
+    assert.deepEqual(writes, [100]);
+    assert.ok(journaled.length === 100 && journaled.every((n) => n === 100), 'called once all were on disk');
+    assert.deepEqual(
+      forwarded,
+      Array.from({ length: 100 }, (_, i) => `r${i}`),
+    );
+    saf.close();
+  });
+
+  test('a record that cannot be journaled: refused up front if too long, or `journaled` gets the write error', async () => {
+    const { saf, spool, forwarded } = buffer(tempDir('saf'), 60_000);
+    assert.throws(() => saf.offer(['ok', 'x'.repeat(2 << 20)]), /longer than/);
+    assert.equal(saf.backlog, 0, 'nothing of the refused message was queued');
+    spool.append = () => {
+      throw new Error('ENOSPC: no space left on device');
+    };
+    const errors: (Error | undefined)[] = [];
+    saf.offer(['r0'], (err) => errors.push(err));
+    await turn();
+    assert.match(String(errors[0]?.message), /ENOSPC/);
+    assert.deepEqual(forwarded, []);
+    saf.close();
+  });
+
   test('records older than the overlap leave the journal; the journal survives a restart', async () => {
     const dir = tempDir('saf');
     const first = buffer(dir, 50);
     first.saf.setLink(true);
     await waitFor('caught up', () => first.saf.state === 'up');
-    for (let i = 0; i < 5; i++) first.saf.offer(`old${i}`);
+    for (let i = 0; i < 5; i++) first.saf.offer([`old${i}`]);
+    await turn();
+    assert.equal(first.spool.length, 5);
     await waitFor('the overlap to pass', () => first.spool.length === 0, 5000);
     first.saf.setLink(false);
-    for (let i = 0; i < 5; i++) first.saf.offer(`new${i}`);
+    for (let i = 0; i < 5; i++) first.saf.offer([`new${i}`]);
     first.saf.close();
     const second = buffer(dir, 50);
     assert.equal(second.saf.backlog, 5);
