@@ -50,7 +50,7 @@ export = function register(RED: NodeAPI): void {
 
     if (!broker || typeof broker.register !== 'function') {
       node.status({ fill: 'red', shape: 'ring', text: RED._('teleinfo-resubscribe.status.no-broker') });
-      node.error(RED._('teleinfo-resubscribe.status.no-broker'));
+      node.error(RED._('teleinfo-resubscribe.status.no-broker'), { payload: config.broker });
       return;
     }
 
@@ -106,7 +106,11 @@ export = function register(RED: NodeAPI): void {
       if (err || refused) {
         failed++;
         const reason = err?.message ?? `reason code ${refused!.qos}`;
-        node.error(RED._('teleinfo-resubscribe.error.refused', { topic, reason }));
+        // With a message, so that a Catch node sees it.
+        node.error(RED._('teleinfo-resubscribe.error.refused', { topic, reason }), {
+          topic,
+          payload: reason,
+        });
         node.status({
           fill: 'red',
           shape: 'ring',

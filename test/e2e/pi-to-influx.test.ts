@@ -71,6 +71,8 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     await readings(site, 8);
     await storedSince(site, before);
     const r = await settle(site);
+    const requests = site.pi.log().match(/replay requested by/g)?.length ?? 0;
+    console.log(`# replay requests the Pi answered: ${requests}`);
     if (r.missing.length > 0) {
       const { readFileSync } = await import('node:fs');
       console.log(readFileSync(`${site.mosquittoDir}/service.log`, 'utf8').slice(-1500));
