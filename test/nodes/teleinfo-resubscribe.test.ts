@@ -26,7 +26,7 @@ describe(
     let broker: Mosquitto;
     beforeEach(async () => {
       dir = tempDir('resubscribe-mosquitto');
-      broker = await startMosquitto({ dir });
+      broker = await startMosquitto({ dir, global: ['log_type all'] });
       await startHelper();
     });
     afterEach(async () => {
@@ -41,50 +41,60 @@ describe(
       await client.endAsync();
     }
 
-    test('after the broker restarts, the shared subscription is renewed, readings arrive, and a replay request is sent', async () => {
-      await helper.load(
-        [coreNodes.mqtt, resubscribe] as never,
-        [
-          { id: 'tab', type: 'tab' },
-          {
-            id: 'broker',
-            type: 'mqtt-broker',
-            broker: broker.url,
-            clientid: 'resubscribe-test',
-            protocolVersion: '5',
-            cleansession: false,
-            sessionExpiry: '3600',
-            autoUnsubscribe: false,
-            keepalive: '15',
-          },
-          {
-            id: 'in',
-            z: 'tab',
-            type: 'mqtt in',
-            topic: '$share/ingest/meters/+/reading',
-            qos: '1',
-            datatype: 'utf8',
-            broker: 'broker',
-            wires: [['received']],
-          },
-          { id: 'received', z: 'tab', type: 'helper' },
-          { id: 'renew', z: 'tab', type: 'teleinfo-resubscribe', broker: 'broker', wires: [['requests']] },
-          { id: 'requests', z: 'tab', type: 'helper' },
-        ] as never,
-      );
+    const flow = () => [
+      { id: 'tab', type: 'tab' },
+      {
+        id: 'broker',
+        type: 'mqtt-broker',
+        broker: broker.url,
+        clientid: 'resubscribe-test',
+        protocolVersion: '5',
+        cleansession: false,
+        sessionExpiry: '3600',
+        autoUnsubscribe: false,
+        keepalive: '15',
+      },
+      {
+        id: 'in',
+        z: 'tab',
+        type: 'mqtt in',
+        topic: '$share/ingest/meters/+/reading',
+        qos: '1',
+        datatype: 'utf8',
+        broker: 'broker',
+        wires: [['received']],
+      },
+      { id: 'received', z: 'tab', type: 'helper' },
+      { id: 'renew', z: 'tab', type: 'teleinfo-resubscribe', broker: 'broker', wires: [['requests']] },
+      { id: 'requests', z: 'tab', type: 'helper' },
+    ];
+
+    /** Load the flow; what its helper nodes receive and the resubscribe node's statuses. */
+    async function load() {
+      await helper.load([coreNodes.mqtt, resubscribe] as never, flow());
       const received: Msg[] = [];
       const requests: Msg[] = [];
       const statuses: Status[] = [];
       emitter(helper.getNode('received')).on('input', (m: Msg) => received.push(m));
       emitter(helper.getNode('requests')).on('input', (m: Msg) => requests.push(m));
       emitter(helper.getNode('renew')).on('call:status', (c: { args: [Status] }) => statuses.push(c.args[0]));
+      return { received, requests, statuses };
+    }
 
-      await waitFor('the replay request after the first connection', () => requests.length === 1);
+    const subacks = () =>
+      fs.readFileSync(`${dir}/service.log`, 'utf8').match(/Sending SUBACK to resubscribe-test/g)?.length ?? 0;
+
+    test('after a broker restart: the shared subscription is renewed, readings arrive, a replay request is sent', async () => {
+      const { received, requests, statuses } = await load();
+      await waitFor(
+        'the replay request after the first connection (a new session)',
+        () => requests.length === 1,
+      );
       await publish('meters/m1/reading', 'before');
       await waitFor('the reading before the restart', () => received.length === 1);
 
       await broker.stop();
-      broker = await startMosquitto({ dir, port: broker.port });
+      broker = await startMosquitto({ dir, port: broker.port, global: ['log_type all'] });
       await waitFor('the replay request after the reconnection', () => requests.length === 2, 20_000);
       await publish('meters/m1/reading', 'after');
       await waitFor('the reading after the restart', () => received.length === 2);
@@ -104,6 +114,15 @@ describe(
         shape: 'dot',
         text: 'teleinfo-resubscribe.status.watching',
       });
+
+      // Node-RED restarts (a redeploy here): the broker kept the session, nothing was dropped, no replay request.
+      const before = subacks();
+      await helper.unload();
+      const again = await load();
+      await waitFor('the subscriptions of the reloaded flow acknowledged', () => subacks() >= before + 2);
+      await publish('meters/m1/reading', 'reloaded'); // behind the SUBACKs on the same connection
+      await waitFor('the reading after the reload', () => again.received.length === 1);
+      assert.deepEqual(again.requests, []);
     });
 
     test('without an MQTT broker config node: a red status and an error, no crash', async () => {
