@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../support/fixtures';
@@ -14,43 +15,70 @@ function alive(pid: number): boolean {
   }
 }
 
-// The demo script itself (what `npm start` runs after its build), on free ports and a temporary directory: with
-// mosquitto from the PATH, and with the embedded broker it uses when there is none.
+/**
+ * Run the demo script itself (what `npm start` runs after its build) on free ports and a temporary directory, wait
+ * until `running` is satisfied, send SIGINT, and check that it exits 0 with every process it listed gone.
+ */
+async function runDemo(
+  env: Record<string, string>,
+  expected: string[],
+  running: (out: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = tempDir('demo');
+  const demo = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
+    env: {
+      ...process.env,
+      DEMO_DIR: dir,
+      PI_PORT: String(await freePort()),
+      SERVER_PORT: String(await freePort()),
+      POLL_SECONDS: '2',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
+  try {
+    await waitFor('the demo to start', () => out.includes('Ctrl-C stops everything'), 90_000);
+    const pids = [...out.matchAll(/([\w-]+)=(\d+)/g)].map((m) => ({ name: m[1], pid: Number(m[2]) }));
+    assert.deepEqual(
+      pids.map((p) => p.name),
+      expected,
+    );
+    await running(out, dir);
+    demo.kill('SIGINT');
+    assert.equal(await exited, 0);
+    const left = pids.filter((p) => alive(p.pid));
+    assert.deepEqual(left, [], 'every child process is gone');
+  } finally {
+    if (demo.exitCode === null) demo.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// With mosquitto from the PATH, and with the embedded broker it uses when there is none.
 for (const broker of ['mosquitto', 'embedded'] as const) {
   test(
     `npm start (${broker} broker): readings reach InfluxDB; SIGINT stops every process it started`,
     { skip: serviceSkip('mosquitto') || serviceSkip('influxd') },
     async () => {
-      const demo = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
-        env: {
-          ...process.env,
-          DEMO_DIR: tempDir('demo'),
-          PI_PORT: String(await freePort()),
-          SERVER_PORT: String(await freePort()),
-          POLL_SECONDS: '2',
-          ...(broker === 'embedded' ? { DEMO_BROKER: 'embedded' } : {}),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
-      try {
-        await waitFor('the demo to start', () => out.includes('Ctrl-C stops everything'), 90_000);
+      const names = [
+        'simulator',
+        broker === 'embedded' ? 'embedded-broker' : 'mosquitto',
+        'influxd',
+        'server',
+        'pi',
+      ];
+      await runDemo(broker === 'embedded' ? { DEMO_BROKER: 'embedded' } : {}, names, async (out) => {
         const influx = /influxd 1\.x\s+(http:\/\/\S+)/.exec(out)![1];
-        const pids = [...out.matchAll(/([\w-]+)=(\d+)/g)].map((m) => ({ name: m[1], pid: Number(m[2]) }));
-        assert.deepEqual(
-          pids.map((p) => p.name),
-          ['simulator', broker === 'embedded' ? 'embedded-broker' : 'mosquitto', 'influxd', 'server', 'pi'],
-        );
         let meters = 0;
         await waitFor(
           'readings in InfluxDB',
           async () => {
-            const res = await fetch(
-              `${influx}/query?db=teleinfo&q=${encodeURIComponent('SELECT count("phases") FROM teleinfo GROUP BY "meter"')}`,
-            );
+            const q = encodeURIComponent('SELECT count("phases") FROM teleinfo GROUP BY "meter"');
+            const res = await fetch(`${influx}/query?db=teleinfo&q=${q}`);
             const json = (await res.json()) as { results: { series?: unknown[] }[] };
             meters = json.results[0]?.series?.length ?? 0;
             return meters >= 4;
@@ -60,13 +88,35 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
         console.log(
           `# npm start (${broker} broker): readings of ${meters} meters in InfluxDB; stopping with SIGINT`,
         );
-        demo.kill('SIGINT');
-        assert.equal(await exited, 0);
-        const left = pids.filter((p) => alive(p.pid));
-        assert.deepEqual(left, [], 'every child process is gone');
-      } finally {
-        if (demo.exitCode === null) demo.kill('SIGKILL');
-      }
+      });
     },
   );
 }
+
+// A fresh machine with nothing but Node.js: no mosquitto and no influxd on the PATH.
+test('npm start with nothing but Node.js: the embedded broker, and the server spools every reading', async () => {
+  const bin = tempDir('node-only'); // a PATH with node alone
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  await runDemo({ PATH: bin }, ['simulator', 'embedded-broker', 'server', 'pi'], async (out, dir) => {
+    assert.match(out, /no influxd on PATH: the server keeps readings in its spool/);
+    const spool = path.join(dir, 'server', 'teleinfo-spool', 'srv-influx');
+    const meters = new Set<string>();
+    await waitFor(
+      'readings of 4 meters in the server spool',
+      () => {
+        if (!fs.existsSync(spool)) return false;
+        for (const file of fs.readdirSync(spool).filter((f) => f.endsWith('.spool')))
+          for (const m of fs
+            .readFileSync(path.join(spool, file), 'utf8')
+            .matchAll(/^teleinfo,meter=([^,]+)/gm))
+            meters.add(m[1]);
+        return meters.size >= 4;
+      },
+      60_000,
+    );
+    console.log(
+      `# npm start with nothing but Node.js: readings of ${meters.size} meters in the server spool`,
+    );
+  });
+  fs.rmSync(bin, { recursive: true, force: true });
+});
