@@ -61,11 +61,16 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     assert.equal(new Set([...sentKeys(site.piDir).keys()].map((k) => k.split(' ')[0])).size, 4);
   });
 
-  async function brokerDown(readingsTopic?: string) {
-    site = await startSite(readingsTopic ? 'brokerdown' : 'brokerdownshared', { readingsTopic });
+  async function brokerDown(
+    database: string,
+    readingsTopic?: string,
+    signal: NodeJS.Signals = 'SIGTERM',
+    downMs = 30_000,
+  ) {
+    site = await startSite(database, { readingsTopic });
     await readings(site, 8);
-    await site.mosquitto.stop();
-    await pause(30_000);
+    await site.mosquitto.stop(signal);
+    await pause(downMs);
     const before = new Set(sentKeys(site.piDir).keys());
     await restartMosquitto(site);
     await readings(site, 8);
@@ -136,13 +141,22 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
   // The Pi's client retries every 5 s, so the test waits for a reading emitted after the restart to be stored
   // before it settles: the Pi must be back on the broker, not stopped with its backlog in its journal.
   test('broker down 30 s mid-stream, then back (a single server on teleinfo/+/reading)', async () => {
-    report('broker down 30 s', await brokerDown('teleinfo/+/reading'));
+    report('broker down 30 s', await brokerDown('brokerdown', 'teleinfo/+/reading'));
   });
 
   // mosquitto 2.0 keeps a persistent session across a restart but forgets its shared subscriptions, and a client
   // that finds its session present does not subscribe again: the shipped flow's teleinfo-resubscribe node does.
   test('broker down 30 s mid-stream, then back (the shared subscription)', async () => {
-    report('broker down 30 s, shared subscription', await brokerDown());
+    report('broker down 30 s, shared subscription', await brokerDown('brokerdownshared'));
+  });
+
+  // A crash: what mosquitto received since its last autosave (10 s) is gone, the Pis' acknowledged readings
+  // included. The server's reconnection asks for a replay, and the Pi's overlap (60 s) covers the loss.
+  test('broker kill -9 mid-stream, back after 10 s (the shared subscription)', async () => {
+    report(
+      'broker kill -9, shared subscription',
+      await brokerDown('brokerkill', undefined, 'SIGKILL', 10_000),
+    );
   });
 
   test('Pi cut off from the broker for 2 minutes of readings', async () => {
