@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
-import { serviceSkip } from '../support/services';
+import mqtt from 'mqtt';
+import { freePort, serviceSkip, stopper, tcpOpen, tempDir, waitFor } from '../support/services';
+import { passwordFile } from '../support/tls';
 
 const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json'));
 
@@ -70,5 +72,78 @@ test(
       /^\s*\w*PASSWORD\w*:\s*(?!\$\{)\S/m,
       'passwords come from the environment (${VAR:?})',
     );
+  },
+);
+
+/** docker/mosquitto/mosquitto.conf as docker-compose mounts it, with its container paths and port made local. */
+async function composeMosquitto(dir: string, port: number, passwd: string) {
+  let conf = fs.readFileSync(path.join(ROOT, 'docker', 'mosquitto', 'mosquitto.conf'), 'utf8');
+  for (const [line, local] of [
+    ['persistence_location /mosquitto/data/', `persistence_location ${dir}/`],
+    ['password_file /mosquitto/config/passwd', `password_file ${passwd}`],
+    ['listener 1883', `listener ${port} 127.0.0.1`],
+  ]) {
+    assert.ok(conf.includes(`\n${line}\n`), `mosquitto.conf has "${line}"`);
+    conf = conf.replace(`\n${line}\n`, `\n${local}\n`);
+  }
+  const file = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(file, `user root\n${conf}`); // as root, mosquitto would drop to a user that cannot write here
+  const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'ignore', 'ignore'] });
+  await waitFor(`mosquitto on ${port}`, () => tcpOpen(port));
+  return stopper(child, null);
+}
+
+test(
+  'docker/mosquitto/mosquitto.conf on a local mosquitto: anonymous refused, its password file used, sessions kept across a restart',
+  { skip: serviceSkip('mosquitto') },
+  async () => {
+    const dir = tempDir('compose-mosquitto');
+    const port = await freePort();
+    const passwd = passwordFile(dir, 'teleinfo', 'compose-pass');
+    const url = `mqtt://127.0.0.1:${port}`;
+    const account = {
+      username: 'teleinfo',
+      password: 'compose-pass',
+      protocolVersion: 5 as const,
+      reconnectPeriod: 0,
+    };
+    const server = {
+      ...account,
+      clientId: 'compose-server',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    };
+    let stop = await composeMosquitto(dir, port, passwd);
+    try {
+      await assert.rejects(
+        mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 }),
+        /not authori[sz]ed/i,
+      );
+      await assert.rejects(
+        mqtt.connectAsync(url, { ...account, password: 'wrong' }),
+        /not authori[sz]ed|bad user/i,
+      );
+
+      const subscriber = await mqtt.connectAsync(url, server);
+      await subscriber.subscribeAsync('teleinfo/+/reading', { qos: 1 });
+      await subscriber.endAsync();
+      const pi = await mqtt.connectAsync(url, account);
+      await pi.publishAsync('teleinfo/m1/reading', 'queued while the server is away', { qos: 1 });
+      await pi.endAsync();
+
+      await stop(); // SIGTERM: mosquitto saves its sessions
+      stop = await composeMosquitto(dir, port, passwd);
+      const back = mqtt.connect(url, server);
+      const received = new Promise<string>((resolve) => back.on('message', (_t, p) => resolve(p.toString())));
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) =>
+        back.once('connect', resolve),
+      );
+      assert.equal(connack.sessionPresent, true);
+      assert.equal(await received, 'queued while the server is away');
+      await back.endAsync();
+    } finally {
+      await stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
