@@ -12,3 +12,5 @@ export * from './retry';
 export * from './ecodevices/client';
 export * from './ecodevices/poller';
 export * from './tic/encoder';
+export * from './spool';
+export * from './store-forward';
