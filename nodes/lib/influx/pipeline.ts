@@ -131,7 +131,12 @@ export class WritePipeline {
     this.appendTimer = null;
     if (this.pending.length === 0) return;
     const droppedBefore = this.spool.counters.dropped;
-    this.spool.append(this.pending);
+    try {
+      this.spool.append(this.pending);
+    } catch (e) {
+      this.lose(e as Error);
+      return;
+    }
     this.pending = [];
     for (const done of this.untracked.splice(0)) done();
     const dropped = this.spool.counters.dropped - droppedBefore;
@@ -140,6 +145,21 @@ export class WritePipeline {
       this.consume(dropped, new Error(`spool full: the oldest ${dropped} lines were dropped`));
       this.listener.dropped(dropped);
     }
+  }
+
+  /** The spool could not be written (a full or failing disk): the pending lines are lost, and their senders told. */
+  private lose(cause: Error): void {
+    const lost = this.pending.length;
+    this.pending = [];
+    const firstLost = this.accepted - lost;
+    this.accepted = firstLost;
+    const error = new Error(`the spool could not be written; ${lost} lines lost: ${cause.message}`);
+    while (this.tracked.length > 0 && this.tracked[this.tracked.length - 1].end > firstLost)
+      this.tracked.pop()!.done(error);
+    for (const done of this.untracked.splice(0)) done(error);
+    this.counters.dropped += lost;
+    this.lastError = error.message;
+    this.listener.status(this.status());
   }
 
   /** Write what is spooled now (msg.flush). */
