@@ -41,6 +41,13 @@ async function readings(site: Site, n: number, timeoutMs = 60_000) {
   await waitFor(`${n} readings from the Pi`, () => sentKeys(site.piDir).size >= start + n, timeoutMs);
 }
 
+/** The server's debug node printing a change of the Pi's status topic (birth, close or will message). */
+function piStatus(state: 'online' | 'offline', times = 1) {
+  return (log: string) =>
+    (log.match(new RegExp(`topic: 'teleinfo/pi-e2e/status',\\s+payload: '${state}'`, 'g'))?.length ?? 0) >=
+    times;
+}
+
 async function pause(ms: number) {
   const until = Date.now() + ms;
   await waitFor(`${ms / 1000} s`, () => Date.now() >= until, ms + 5000);
@@ -55,10 +62,13 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
 
   test('happy path: readings of several meters are stored exactly once with their values', async () => {
     site = await startSite('happy');
+    // The server tracks the Pi's retained status topic: its birth message, then its close message when it stops.
+    await waitFor('the Pi online, seen by the server', () => piStatus('online')(site!.servers[0].log()));
     await readings(site, 20);
     const r = await settle(site);
     report('happy path', r);
     assert.equal(new Set([...sentKeys(site.piDir).keys()].map((k) => k.split(' ')[0])).size, 4);
+    await waitFor('the Pi offline, seen by the server', () => piStatus('offline')(site!.servers[0].log()));
   });
 
   async function brokerDown(
@@ -163,11 +173,16 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     site = await startSite('picut');
     await readings(site, 8);
     await site.link.cut();
+    // The Pi could not say goodbye: the broker publishes its will.
+    await waitFor('the Pi offline (its will), seen by the server', () =>
+      piStatus('offline')(site!.servers[0].log()),
+    );
     await pause(120_000);
     const before = new Set(sentKeys(site.piDir).keys());
     await site.link.open();
     await readings(site, 8);
     await storedSince(site, before);
+    assert.ok(piStatus('online', 2)(site.servers[0].log()), 'the Pi online again (its birth message)');
     report('Pi cut off 2 min', await settle(site));
   });
 
