@@ -96,57 +96,61 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     return r;
   }
 
-  test('mqtts with certificate verification and a password: readings flow; a wrong CA or password gets nothing in', async () => {
-    const tlsDir = tempDir('e2e-tls');
-    const certs = makeCertificates(tlsDir);
-    const env = { MQTT_CA_FILE: certs.ca, MQTT_USER: 'teleinfo', MQTT_PASSWORD: 'e2e-mqtt-pass' };
-    const listener = [
-      'allow_anonymous false',
-      `password_file ${passwordFile(tlsDir, env.MQTT_USER, env.MQTT_PASSWORD)}`,
-      `cafile ${certs.ca}`,
-      `certfile ${certs.cert}`,
-      `keyfile ${certs.key}`,
-    ];
-    site = await startSite('secure', { secure: { listener, env } });
-    await readings(site, 8);
-    // Two more Pis on the same box, which the broker must never hear from: their readings would be extra points.
-    const refused = [];
-    for (const [id, wrong] of [
-      ['pi-wrong-ca', { MQTT_CA_FILE: certs.otherCa }],
-      ['pi-wrong-password', { MQTT_PASSWORD: 'not-the-password' }],
-    ] as const) {
-      const dir = tempDir('e2e-pi-refused');
-      const pi = await startPi(dir, mqttUrl(site, site.mosquitto.port), site.box.port, {
-        ...env,
-        ...wrong,
-        PI_ID: id,
-      });
-      refused.push({ id, dir, pi });
-    }
-    for (const { id, dir, pi } of refused) {
+  test(
+    'mqtts with certificate verification and a password: readings flow; a wrong CA or password gets nothing in',
+    { skip: serviceSkip('openssl') },
+    async () => {
+      const tlsDir = tempDir('e2e-tls');
+      const certs = makeCertificates(tlsDir);
+      const env = { MQTT_CA_FILE: certs.ca, MQTT_USER: 'teleinfo', MQTT_PASSWORD: 'e2e-mqtt-pass' };
+      const listener = [
+        'allow_anonymous false',
+        `password_file ${passwordFile(tlsDir, env.MQTT_USER, env.MQTT_PASSWORD)}`,
+        `cafile ${certs.ca}`,
+        `certfile ${certs.cert}`,
+        `keyfile ${certs.key}`,
+      ];
+      site = await startSite('secure', { secure: { listener, env } });
+      await readings(site, 8);
+      // Two more Pis on the same box, which the broker must never hear from: their readings would be extra points.
+      const refused = [];
+      for (const [id, wrong] of [
+        ['pi-wrong-ca', { MQTT_CA_FILE: certs.otherCa }],
+        ['pi-wrong-password', { MQTT_PASSWORD: 'not-the-password' }],
+      ] as const) {
+        const dir = tempDir('e2e-pi-refused');
+        const pi = await startPi(dir, mqttUrl(site, site.mosquitto.port), site.box.port, {
+          ...env,
+          ...wrong,
+          PI_ID: id,
+        });
+        refused.push({ id, dir, pi });
+      }
+      for (const { id, dir, pi } of refused) {
+        await waitFor(
+          `${id}: a reading, and a refused connection`,
+          () => sentKeys(dir).size > 0 && /Connection failed to broker/.test(pi.log()),
+        );
+      }
+      const brokerLog = () => fs.readFileSync(`${site!.mosquittoDir}/service.log`, 'utf8');
+      // Only the refused Pis can cause these, the good Pi and the server being connected: a password refused by
+      // the broker, and a TLS handshake the client gave up (Node's TLS closes without an alert on an unknown CA).
       await waitFor(
-        `${id}: a reading, and a refused connection`,
-        () => sentKeys(dir).size > 0 && /Connection failed to broker/.test(pi.log()),
+        'mosquitto refusing the password, and a client giving up the TLS handshake',
+        () =>
+          /disconnected, not authori[sz]ed/.test(brokerLog()) &&
+          /OpenSSL Error\[0\][^\n]*\n[^\n]*Client <unknown> disconnected: Protocol error/.test(brokerLog()),
       );
-    }
-    const brokerLog = () => fs.readFileSync(`${site!.mosquittoDir}/service.log`, 'utf8');
-    // Only the refused Pis can cause these, the good Pi and the server being connected: a password refused by
-    // the broker, and a TLS handshake the client gave up (Node's TLS closes without an alert on an unknown CA).
-    await waitFor(
-      'mosquitto refusing the password, and a client giving up the TLS handshake',
-      () =>
-        /disconnected, not authori[sz]ed/.test(brokerLog()) &&
-        /OpenSSL Error\[0\][^\n]*\n[^\n]*Client <unknown> disconnected: Protocol error/.test(brokerLog()),
-    );
-    assert.doesNotMatch(brokerLog(), /New client connected .* as teleinfo-pi-wrong/);
-    const r = await settle(site);
-    for (const { dir, pi } of refused) {
-      await pi.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    fs.rmSync(tlsDir, { recursive: true, force: true });
-    report('mqtts with a password', r);
-  });
+      assert.doesNotMatch(brokerLog(), /New client connected .* as teleinfo-pi-wrong/);
+      const r = await settle(site);
+      for (const { dir, pi } of refused) {
+        await pi.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      fs.rmSync(tlsDir, { recursive: true, force: true });
+      report('mqtts with a password', r);
+    },
+  );
 
   // The Pi's client retries every 5 s, so the test waits for a reading emitted after the restart to be stored
   // before it settles: the Pi must be back on the broker, not stopped with its backlog in its journal.
