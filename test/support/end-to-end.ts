@@ -104,7 +104,16 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
   const piDir = tempDir('e2e-pi');
   const serverDirs = Array.from({ length: options.servers ?? 1 }, () => tempDir('e2e-server'));
   const site: Site = {
-    ...{ mosquitto, influxd, mosquittoDir, influxDir, box, piDir, serverDirs, database, link, options },
+    mosquitto,
+    influxd,
+    mosquittoDir,
+    influxDir,
+    box,
+    piDir,
+    serverDirs,
+    database,
+    link,
+    options,
     servers: [],
     pi: null as unknown as NodeRedProcess, // started last, once the servers subscribed
   };
@@ -159,7 +168,7 @@ export function startServer(site: Site, index = 0) {
 /** The shipped Pi flow, plus a tap (a core file node) recording every reading ecodevices-in emitted. */
 export function startPi(
   dir: string,
-  mqttUrl: string,
+  brokerUrl: string,
   boxPort: number,
   env: Record<string, string> = {},
 ): Promise<NodeRedProcess> {
@@ -183,7 +192,7 @@ export function startPi(
   return startInstance('pi', {
     dir,
     env: {
-      MQTT_URL: mqttUrl,
+      MQTT_URL: brokerUrl,
       PI_ID: 'pi-e2e',
       ECODEVICES_HOST: '127.0.0.1',
       ECODEVICES_PORT: String(boxPort),
