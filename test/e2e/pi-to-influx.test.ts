@@ -10,6 +10,7 @@ import {
   startServer,
   startSite,
   stopSite,
+  storedKeys,
   storedSince,
   type Site,
 } from '../support/end-to-end';
@@ -89,8 +90,7 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     const requests = site.pi.log().match(/replay requested by/g)?.length ?? 0;
     console.log(`# replay requests the Pi answered: ${requests}`);
     if (r.missing.length > 0) {
-      const { readFileSync } = await import('node:fs');
-      console.log(readFileSync(`${site.mosquittoDir}/service.log`, 'utf8').slice(-1500));
+      console.log(fs.readFileSync(`${site.mosquittoDir}/service.log`, 'utf8').slice(-1500));
       console.log(site.pi.log().slice(-4000));
     }
     return r;
@@ -217,7 +217,6 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     await readings(site, 12);
     await site.servers[1].stop('SIGKILL');
     await readings(site, 12);
-    const { storedKeys } = await import('../support/end-to-end');
     const whileDown = (await storedKeys(site)).size;
     site.servers[1] = await startServer(site, 1);
     const r = await settle(site);
