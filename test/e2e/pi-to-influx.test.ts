@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import {
   restartInfluxd,
-  restartMosquitto,
   mqttUrl,
+  restartMosquitto,
   sentKeys,
   settle,
   startPi,
@@ -14,7 +15,6 @@ import {
   storedSince,
   type Site,
 } from '../support/end-to-end';
-import fs from 'node:fs';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
 import { makeCertificates, passwordFile } from '../support/tls';
 
