@@ -167,51 +167,54 @@ function row(name: string, load: string, r: Run, n: number, rss: string) {
 async function main(): Promise<void> {
   const mosquitto = await startMosquitto({ global: projectBrokerSettings() });
   const influxd = await startInfluxd();
-  const dirs = [tempDir('bench-pi'), tempDir('bench-server')];
+  const dirs: string[] = [];
   const env = { MQTT_URL: mosquitto.url, INFLUX_URL: influxd.url };
-  let server = await startInstance('server', { dir: dirs[1], env: { ...env, INFLUX_DB: 'ours_burst' } });
-  const pi = await startInstance('pi', { dir: dirs[0], env: { ...env, PI_ID: 'bench' }, flows: piFlows() });
-  const rows: string[] = [];
-  try {
-    await waitFor('the Pi link', () => pi.log().includes('Connected to broker'), 30_000);
-    const paced = RATE * SECONDS;
-    const ours = await run(pi, influxd, 'ours_burst', BURST, 0, [pi.pid, server.pid]);
-    rows.push(
-      row(
-        'ours (Node-RED server)',
-        'burst',
-        ours.result,
-        BURST,
-        `Pi ${ours.peaks[0].toFixed(0)} MiB, server ${ours.peaks[1].toFixed(0)} MiB`,
-      ),
-    );
-    console.log(rows[rows.length - 1]);
-    await server.stop();
-    server = await startInstance('server', {
-      dir: tempDir('bench-server'),
-      env: { ...env, INFLUX_DB: 'ours_paced' },
+  const paced = RATE * SECONDS;
+  // A fresh Pi for each run: a server's start asks the Pis to replay their last 60 s, which would land in the
+  // next run's database.
+  const startPi = async () => {
+    const pi = await startInstance('pi', {
+      dir: dirs[dirs.push(tempDir('bench-pi')) - 1],
+      env: { ...env, PI_ID: 'bench' },
+      flows: piFlows(),
     });
-    await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
-    const oursPaced = await run(pi, influxd, 'ours_paced', paced, RATE, [pi.pid, server.pid]);
-    rows.push(
-      row(
-        'ours (Node-RED server)',
-        `${RATE}/s × ${SECONDS} s`,
-        oursPaced.result,
-        paced,
-        `Pi ${oursPaced.peaks[0].toFixed(0)} MiB, server ${oursPaced.peaks[1].toFixed(0)} MiB`,
-      ),
-    );
-    console.log(rows[rows.length - 1]);
-    await server.stop();
-
+    await waitFor('the Pi link', () => pi.log().includes('Connected to broker'), 30_000);
+    return pi;
+  };
+  const rows: string[] = [];
+  const running: { stop(): Promise<void> }[] = [];
+  const stopRunning = async () => {
+    while (running.length > 0) await running.pop()!.stop();
+  };
+  try {
+    for (const [db, n, rate, load] of [
+      ['ours_burst', BURST, 0, 'burst'],
+      ['ours_paced', paced, RATE, `${RATE}/s × ${SECONDS} s`],
+    ] as const) {
+      const server = await startInstance('server', {
+        dir: dirs[dirs.push(tempDir('bench-server')) - 1],
+        env: { ...env, INFLUX_DB: db },
+      });
+      running.push(server);
+      await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
+      const pi = await startPi();
+      running.push(pi);
+      const ours = await run(pi, influxd, db, n, rate, [pi.pid, server.pid]);
+      const rss = `Pi ${ours.peaks[0].toFixed(0)} MiB, server ${ours.peaks[1].toFixed(0)} MiB`;
+      rows.push(row('ours (Node-RED server)', load, ours.result, n, rss));
+      console.log(rows[rows.length - 1]);
+      await stopRunning();
+    }
     for (const [db, n, rate, load] of [
       ['seed_burst', BURST, 0, 'burst'],
       ['seed_paced', paced, RATE, `${RATE}/s × ${SECONDS} s`],
     ] as const) {
       const seed = await seedShapeServer(mosquitto, influxd, db);
+      running.push(seed);
+      const pi = await startPi();
+      running.push(pi);
       const r = await run(pi, influxd, db, n, rate, [pi.pid]);
-      await seed.stop();
+      await stopRunning();
       rows.push(
         row("seed's shape (one write per message)", load, r.result, n, `Pi ${r.peaks[0].toFixed(0)} MiB`),
       );
@@ -222,8 +225,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
   } finally {
-    await pi.stop();
-    await server.stop();
+    await stopRunning();
     await mosquitto.stop();
     await influxd.stop();
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });

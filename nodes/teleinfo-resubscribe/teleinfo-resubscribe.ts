@@ -33,8 +33,7 @@ interface BrokerUser {
 
 /**
  * teleinfo-resubscribe: each time an mqtt-broker config node connects, subscribes its shared subscriptions
- * ($share/...) again, then sends a replay request (for an mqtt out on teleinfo/replay) when readings may have been
- * dropped meanwhile. mosquitto 2.0 keeps a
+ * ($share/...) again, then sends a replay request (for an mqtt out on teleinfo/replay). mosquitto 2.0 keeps a
  * persistent session across its own restart but forgets the session's shared subscriptions, and MQTT.js does not
  * subscribe again when the broker says the session is present: a server on $share would receive nothing more, and
  * what was published before it subscribed again is gone; the Pis' teleinfo-buffer nodes send it again on request.
@@ -48,7 +47,6 @@ export = function register(RED: NodeAPI): void {
     let renewed = 0;
     let failed = 0;
     let connected = false;
-    let connections = 0;
 
     if (!broker || typeof broker.register !== 'function') {
       node.status({ fill: 'red', shape: 'ring', text: RED._('teleinfo-resubscribe.status.no-broker') });
@@ -73,25 +71,21 @@ export = function register(RED: NodeAPI): void {
 
     /**
      * Subscribe again with the options (QoS, subscription identifier) the mqtt in nodes subscribed with; once the
-     * broker has acknowledged them all, ask the publishers to send their overlap again if readings may have been
-     * dropped for this server: the broker had no session for it, or the connection dropped while it ran (a broker
-     * restart forgets shared subscriptions). A server that restarts finds its session present and needs nothing.
+     * broker has acknowledged them all, ask the publishers to send their overlap again. Asked after every
+     * connection, even with the session present: a broker restart forgets shared subscriptions, and a server that
+     * was killed had acknowledged readings (MQTT.js acknowledges on receipt) that never reached its spool.
      */
     function renew(): void {
       const client = broker!.client;
       if (!client || !broker!.connected) return;
-      const reconnected = connections++ > 0;
-      // MQTT.js keeps the last CONNACK here (not in its typings).
-      const connack = (client as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket;
-      const mayHaveMissed = reconnected || connack?.sessionPresent !== true;
       const topics = sharedTopics();
       let pending = topics.length;
       let refusals = 0;
       const acknowledged = (topic: string, err: Error | null, granted?: ISubscriptionGrant[]) => {
         if (!report(topic, err, granted)) refusals++;
-        if (--pending === 0 && refusals === 0 && mayHaveMissed) requestReplay();
+        if (--pending === 0 && refusals === 0) requestReplay();
       };
-      if (topics.length === 0) return mayHaveMissed ? requestReplay() : undefined;
+      if (topics.length === 0) return requestReplay();
       for (const topic of topics) {
         const options = Object.values(broker!.subscriptions[topic])[0]?.options ?? {};
         const request = {

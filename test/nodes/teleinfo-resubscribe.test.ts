@@ -26,7 +26,7 @@ describe(
     let broker: Mosquitto;
     beforeEach(async () => {
       dir = tempDir('resubscribe-mosquitto');
-      broker = await startMosquitto({ dir, global: ['log_type all'] });
+      broker = await startMosquitto({ dir });
       await startHelper();
     });
     afterEach(async () => {
@@ -81,10 +81,7 @@ describe(
       return { received, requests, statuses };
     }
 
-    const subacks = () =>
-      fs.readFileSync(`${dir}/service.log`, 'utf8').match(/Sending SUBACK to resubscribe-test/g)?.length ?? 0;
-
-    test('after a broker restart: the shared subscription is renewed, readings arrive, a replay request is sent', async () => {
+    test('after every connection (a broker restart, a Node-RED restart): subscriptions renewed, readings arrive, a replay request', async () => {
       const { received, requests, statuses } = await load();
       await waitFor(
         'the replay request after the first connection (a new session)',
@@ -94,7 +91,7 @@ describe(
       await waitFor('the reading before the restart', () => received.length === 1);
 
       await broker.stop();
-      broker = await startMosquitto({ dir, port: broker.port, global: ['log_type all'] });
+      broker = await startMosquitto({ dir, port: broker.port });
       await waitFor('the replay request after the reconnection', () => requests.length === 2, 20_000);
       await publish('meters/m1/reading', 'after');
       await waitFor('the reading after the restart', () => received.length === 2);
@@ -115,14 +112,13 @@ describe(
         text: 'teleinfo-resubscribe.status.watching',
       });
 
-      // Node-RED restarts (a redeploy here): the broker kept the session, nothing was dropped, no replay request.
-      const before = subacks();
+      // Node-RED restarts (a redeploy here) and finds its session: a replay request all the same, since a server
+      // that was killed had acknowledged readings it never stored.
       await helper.unload();
       const again = await load();
-      await waitFor('the subscriptions of the reloaded flow acknowledged', () => subacks() >= before + 2);
-      await publish('meters/m1/reading', 'reloaded'); // behind the SUBACKs on the same connection
+      await waitFor('the replay request after the restart', () => again.requests.length === 1);
+      await publish('meters/m1/reading', 'reloaded');
       await waitFor('the reading after the reload', () => again.received.length === 1);
-      assert.deepEqual(again.requests, []);
     });
 
     test('without an MQTT broker config node: a red status and an error, no crash', async () => {
