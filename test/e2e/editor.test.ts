@@ -99,6 +99,26 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     console.log(`# editor screenshot: ${path.join(shots, 'edit-dialog.png')}`);
   });
 
+  /** The open edit dialog (`node` or `node-config`): every label translated, the help there; then cancel it. */
+  async function checkDialog(type: string, dialog: 'node' | 'node-config', minLabels: number) {
+    await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'visible' });
+    const labels = await page
+      .locator('.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]')
+      .allTextContents();
+    assert.ok(labels.length >= minLabels, `${type} has labelled fields`);
+    for (const label of labels) {
+      assert.ok(label.trim().length > 0, `${type}: empty label`);
+      assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
+    }
+    const help = await page.evaluate(
+      (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
+      type,
+    );
+    assert.ok(help.length > 200, `${type} has help`);
+    await page.click(`#${dialog}-dialog-cancel`);
+    await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
+  }
+
   for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-buffer', 'teleinfo-resubscribe']) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
       await page.evaluate((t) => {
@@ -110,20 +130,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
         r.view.importNodes([{ id: `dialog-${t}`, type: t, x: 200, y: 300 }]);
         r.editor.edit(r.nodes.filterNodes({ type: t })[0]);
       }, type);
-      await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
-      const labels = await page.locator('.red-ui-tray-body label span[data-i18n]').allInnerTexts();
-      assert.ok(labels.length >= 2, `${type} has labelled fields`);
-      for (const label of labels) {
-        assert.ok(label.trim().length > 0, `${type}: empty label`);
-        assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
-      }
-      const help = await page.evaluate(
-        (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
-        type,
-      );
-      assert.ok(help.length > 200, `${type} has help`);
-      await page.click('#node-dialog-cancel');
-      await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+      await checkDialog(type, 'node', 2);
     });
   }
 
@@ -133,22 +140,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
         const r = RED as unknown as { editor: { editConfig(name: string, type: string, id: string): void } };
         r.editor.editConfig('', t, '_ADD_');
       }, type);
-      await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });
-      const labels = await page
-        .locator('.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]')
-        .allTextContents();
-      assert.ok(labels.length >= 3, `${type} has labelled fields`);
-      for (const label of labels) {
-        assert.ok(label.trim().length > 0, `${type}: empty label`);
-        assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
-      }
-      const help = await page.evaluate(
-        (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
-        type,
-      );
-      assert.ok(help.length > 200, `${type} has help`);
-      await page.click('#node-config-dialog-cancel');
-      await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
+      await checkDialog(type, 'node-config', 3);
     });
   }
 
