@@ -113,41 +113,45 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
       site = await startSite('secure', { secure: { listener, env } });
       await readings(site, 8);
       // Two more Pis on the same box, which the broker must never hear from: their readings would be extra points.
-      const refused = [];
-      for (const [id, wrong] of [
-        ['pi-wrong-ca', { MQTT_CA_FILE: certs.otherCa }],
-        ['pi-wrong-password', { MQTT_PASSWORD: 'not-the-password' }],
-      ] as const) {
-        const dir = tempDir('e2e-pi-refused');
-        const pi = await startPi(dir, mqttUrl(site, site.mosquitto.port), site.box.port, {
-          ...env,
-          ...wrong,
-          PI_ID: id,
-        });
-        refused.push({ id, dir, pi });
-      }
-      for (const { id, dir, pi } of refused) {
+      const refused: { id: string; dir: string; pi: Awaited<ReturnType<typeof startPi>> }[] = [];
+      let r;
+      try {
+        for (const [id, wrong] of [
+          ['pi-wrong-ca', { MQTT_CA_FILE: certs.otherCa }],
+          ['pi-wrong-password', { MQTT_PASSWORD: 'not-the-password' }],
+        ] as const) {
+          const dir = tempDir('e2e-pi-refused');
+          const pi = await startPi(dir, mqttUrl(site, site.mosquitto.port), site.box.port, {
+            ...env,
+            ...wrong,
+            PI_ID: id,
+          });
+          refused.push({ id, dir, pi });
+        }
+        for (const { id, dir, pi } of refused) {
+          await waitFor(
+            `${id}: a reading, and a refused connection`,
+            () => sentKeys(dir).size > 0 && /Connection failed to broker/.test(pi.log()),
+          );
+        }
+        const brokerLog = () => fs.readFileSync(`${site!.mosquittoDir}/service.log`, 'utf8');
+        // Only the refused Pis can cause these, the good Pi and the server being connected: a password refused by
+        // the broker, and a TLS handshake the client gave up (Node's TLS closes without an alert on an unknown CA).
         await waitFor(
-          `${id}: a reading, and a refused connection`,
-          () => sentKeys(dir).size > 0 && /Connection failed to broker/.test(pi.log()),
+          'mosquitto refusing the password, and a client giving up the TLS handshake',
+          () =>
+            /disconnected, not authori[sz]ed/.test(brokerLog()) &&
+            /OpenSSL Error\[0\][^\n]*\n[^\n]*Client <unknown> disconnected: Protocol error/.test(brokerLog()),
         );
+        assert.doesNotMatch(brokerLog(), /New client connected .* as teleinfo-pi-wrong/);
+        r = await settle(site);
+      } finally {
+        for (const { dir, pi } of refused) {
+          await pi.stop();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+        fs.rmSync(tlsDir, { recursive: true, force: true });
       }
-      const brokerLog = () => fs.readFileSync(`${site!.mosquittoDir}/service.log`, 'utf8');
-      // Only the refused Pis can cause these, the good Pi and the server being connected: a password refused by
-      // the broker, and a TLS handshake the client gave up (Node's TLS closes without an alert on an unknown CA).
-      await waitFor(
-        'mosquitto refusing the password, and a client giving up the TLS handshake',
-        () =>
-          /disconnected, not authori[sz]ed/.test(brokerLog()) &&
-          /OpenSSL Error\[0\][^\n]*\n[^\n]*Client <unknown> disconnected: Protocol error/.test(brokerLog()),
-      );
-      assert.doesNotMatch(brokerLog(), /New client connected .* as teleinfo-pi-wrong/);
-      const r = await settle(site);
-      for (const { dir, pi } of refused) {
-        await pi.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-      fs.rmSync(tlsDir, { recursive: true, force: true });
       report('mqtts with a password', r);
     },
   );
