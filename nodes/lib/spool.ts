@@ -45,6 +45,16 @@ const READ_CHUNK = 1 << 20;
 /** The longest record a spool can hold (it reads records in chunks of this size). */
 export const MAX_RECORD_BYTES = READ_CHUNK - 1;
 
+/** Refuse a batch holding a record longer than the spool can read back, before any of it is queued. */
+export function checkRecordSizes(records: readonly string[], what = 'record'): void {
+  // UTF-8 is at most 3 bytes per UTF-16 unit: only long strings need measuring.
+  const long = records.find(
+    (r) => r.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(r) > MAX_RECORD_BYTES,
+  );
+  if (long !== undefined)
+    throw new Error(`a ${what} of ${Buffer.byteLength(long)} bytes is longer than ${MAX_RECORD_BYTES}`);
+}
+
 export class Spool {
   private readonly maxBytes: number;
   private readonly segmentBytes: number;

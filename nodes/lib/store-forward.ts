@@ -1,4 +1,4 @@
-import { MAX_RECORD_BYTES, type Spool, type SpoolPosition } from './spool';
+import { checkRecordSizes, type Spool, type SpoolPosition } from './spool';
 
 /**
  * Store-and-forward in front of a link that drops what it is given while down (Node-RED's mqtt out: node-red
@@ -82,11 +82,7 @@ export class StoreAndForward {
    * forwarded: `journaled` is called once they are on disk, or with the error that kept them off.
    */
   offer(records: readonly string[], journaled?: (err?: Error) => void): void {
-    const long = records.find(
-      (r) => r.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(r) > MAX_RECORD_BYTES,
-    );
-    if (long !== undefined)
-      throw new Error(`a record of ${Buffer.byteLength(long)} bytes is longer than ${MAX_RECORD_BYTES}`);
+    checkRecordSizes(records);
     for (const record of records) this.pending.push(record);
     if (journaled) this.journaled.push(journaled);
     this.counters.offered += records.length;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { backoffDelay, sleep, type BackoffPolicy } from '../retry';
-import { MAX_RECORD_BYTES, type Spool } from '../spool';
+import { checkRecordSizes, type Spool } from '../spool';
 import type { InfluxTransport, WriteResult } from './transport';
 
 /**
@@ -108,11 +108,7 @@ export class WritePipeline {
    */
   accept(lines: readonly string[], done?: Done): void {
     if (this.closing) throw new Error('the InfluxDB writer is closing');
-    const long = lines.find(
-      (l) => l.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(l) > MAX_RECORD_BYTES,
-    );
-    if (long !== undefined)
-      throw new Error(`a point of ${Buffer.byteLength(long)} bytes is longer than ${MAX_RECORD_BYTES}`);
+    checkRecordSizes(lines, 'point');
     for (const line of lines) this.pending.push(line);
     this.accepted += lines.length;
     if (done) {
