@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { EcoDevicesClient } from '../lib/ecodevices/client';
-import { resolveCredential } from '../lib/node-red';
+import { resolveCredential } from '../node-red';
 import type { Credentials, EcoDevicesDeviceNode } from './types';
 
 interface EcoDevicesDeviceDef extends NodeDef {

@@ -2,8 +2,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node
 import type { PipelineStatus } from '../lib/influx/pipeline';
 import type { InfluxServerNode } from '../influxdb-teleinfo-server/types';
 import { readingToLine } from '../lib/influx/line-protocol';
-import { failInput } from '../lib/node-red';
-import { notReadings, type Reading } from '../lib/reading';
+import { failInput } from '../node-red';
+import { readingsOf } from '../lib/reading';
 
 interface InfluxOutDef extends NodeDef {
   server: string;
@@ -31,6 +31,12 @@ export = function register(RED: NodeAPI): void {
     function render(s: PipelineStatus): NodeStatus {
       const mb = (s.spoolBytes / 1024 / 1024).toFixed(1);
       const error = s.lastError ?? '';
+      if (s.diskFull)
+        return {
+          fill: 'red',
+          shape: 'ring',
+          text: RED._('influx-teleinfo-out.status.diskFull', { count: s.spooled, error }),
+        };
       switch (s.state) {
         case 'misconfigured':
           return {
@@ -72,30 +78,37 @@ export = function register(RED: NodeAPI): void {
           },
         );
       }
-      const payload: unknown =
-        typeof msg.payload === 'string' && /^\s*[[{]/.test(msg.payload) ? safeJson(msg.payload) : msg.payload;
-      const readings = Array.isArray(payload) ? payload : payload === undefined && msg.flush ? [] : [payload];
-      const problem = notReadings(readings);
-      if (problem) {
+      const readings = msg.payload === undefined && msg.flush ? [] : readingsOf(msg.payload);
+      if (typeof readings === 'string') {
         invalid++;
-        return failInput(
-          node,
-          done,
-          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; ${problem}`,
-          {
-            fill: 'red',
-            shape: 'ring',
-            text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
-          },
-        );
+        return failInput(node, done, RED._('influx-teleinfo-out.errors.input', { problem: readings }), {
+          fill: 'red',
+          shape: 'ring',
+          text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
+        });
+      }
+      // A reading whose value does not fit its label's type is refused alone; the others are written.
+      const lines: string[] = [];
+      const refused: string[] = [];
+      for (const reading of readings) {
+        try {
+          lines.push(readingToLine(reading, measurement));
+        } catch (e) {
+          refused.push((e as Error).message);
+        }
+      }
+      const refusal = refused.length > 0 ? new Error(refused.join('; ')) : undefined;
+      if (refusal) {
+        invalid++;
+        node.status({
+          fill: 'red',
+          shape: 'ring',
+          text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
+        });
       }
       try {
-        if (readings.length > 0)
-          pipeline.accept(
-            (readings as Reading[]).map((r) => readingToLine(r, measurement)),
-            done,
-          );
-        else done();
+        if (lines.length > 0) pipeline.accept(lines, (err) => done(err ?? refusal));
+        else done(refusal);
       } catch (e) {
         return failInput(node, done, (e as Error).message, {
           fill: 'red',
@@ -110,14 +123,6 @@ export = function register(RED: NodeAPI): void {
       server?.deregister(node);
       done();
     });
-  }
-
-  function safeJson(text: string): unknown {
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
   }
 
   RED.nodes.registerType('influx-teleinfo-out', InfluxTeleinfoOut);

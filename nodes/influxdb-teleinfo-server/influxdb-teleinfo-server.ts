@@ -3,8 +3,8 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { WritePipeline, type PipelineStatus } from '../lib/influx/pipeline';
 import { V1Transport, V2Transport, type InfluxTransport, type TlsOptions } from '../lib/influx/transport';
-import { resolveCredential } from '../lib/node-red';
-import { Spool } from '../lib/spool';
+import { resolveCredential } from '../node-red';
+import { Spool, spoolDir } from '../lib/spool';
 import type { Credentials, InfluxServerNode } from './types';
 
 interface InfluxServerDef extends NodeDef {
@@ -21,6 +21,7 @@ interface InfluxServerDef extends NodeDef {
   batchSize: string;
   flushMs: string;
   spoolMB: string;
+  durability?: string;
   timeout: string;
 }
 
@@ -52,8 +53,18 @@ export = function register(RED: NodeAPI): void {
     try {
       const transport = createTransport(config, node);
       const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
-      const spool = new Spool(path.join(userDir, 'teleinfo-spool', node.id.replace(/[^\w.-]/g, '_')), {
+      let lastFault = '';
+      const spool = new Spool(spoolDir(path.join(userDir, 'teleinfo-spool'), node.id), {
         maxBytes: Math.max(1, Number(config.spoolMB) || 100) * 1024 * 1024,
+        durability: config.durability === 'power' ? 'power' : 'process',
+        // An I/O error the spool carried on through: in the status of every node using it, logged once per kind.
+        onFault: (e) => {
+          if (e.message !== lastFault) node.error(`influxdb-teleinfo-server: ${e.message}`);
+          lastFault = e.message;
+          if (node.pipeline) broadcast(node.pipeline.status());
+        },
+        onQuarantine: (bytes, where, reason) =>
+          node.warn(`spool: ${bytes} damaged bytes (${reason}, ${where}) moved to quarantine.jsonl`),
       });
       if (spool.counters.recovered > 0)
         node.log(`spool: ${spool.counters.recovered} lines from a previous run to write`);
@@ -67,8 +78,10 @@ export = function register(RED: NodeAPI): void {
         },
         {
           status: broadcast,
-          rejected: (result, lines, file) =>
-            node.warn(`InfluxDB rejected ${lines} lines (${result.message}); written to ${file}`),
+          rejected: (result, lines, file, stored) =>
+            node.warn(
+              `InfluxDB rejected ${lines} lines (${result.message}); ${stored ? `written to ${file}` : `not written to ${file} (full or failing): counted only`}`,
+            ),
           dropped: (count) =>
             node.warn(`spool full (${config.spoolMB || 100} MB): the oldest ${count} lines were dropped`),
           failing: (result) =>

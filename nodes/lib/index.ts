@@ -13,4 +13,4 @@ export * from './ecodevices/client';
 export * from './ecodevices/poller';
 export * from './tic/encoder';
 export * from './spool';
-export * from './store-forward';
+export * from './spool-forwarder';

@@ -207,8 +207,20 @@ export function describePayload(payload: unknown): string {
   return `a ${typeof payload} (${JSON.stringify(payload).slice(0, 40)})`;
 }
 
-/** Why `items` are not all normalized readings (the first one that is not, described), or null when they are. */
-export function notReadings(items: readonly unknown[]): string | null {
+/**
+ * A message payload as normalized readings: one reading or an array of them, either as JSON text too (what an
+ * mqtt in delivers). Otherwise why not: the first item that is no reading, described.
+ */
+export function readingsOf(payload: unknown): Reading[] | string {
+  let value = payload;
+  if (typeof value === 'string' && /^\s*[[{]/.test(value)) {
+    try {
+      value = JSON.parse(value);
+    } catch (e) {
+      return `malformed JSON: ${(e as Error).message}`;
+    }
+  }
+  const items: unknown[] = Array.isArray(value) ? value : [value];
   const bad = items.findIndex((r) => !isReading(r));
-  return bad < 0 ? null : `item ${bad} is ${describePayload(items[bad])}`;
+  return bad < 0 ? (items as Reading[]) : `item ${bad} is ${describePayload(items[bad])}`;
 }

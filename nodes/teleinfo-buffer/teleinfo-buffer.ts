@@ -1,119 +1,188 @@
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, ThrottledStatus } from '../lib/node-red';
-import { notReadings, type Reading } from '../lib/reading';
-import { Spool } from '../lib/spool';
-import { isReplayRequest, StoreAndForward } from '../lib/store-forward';
+import { failInput, ThrottledStatus } from '../node-red';
+import { readingsOf } from '../lib/reading';
+import { Spool, spoolDir, type SpoolError } from '../lib/spool';
+import { isReplayRequest, SpoolForwarder } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
 interface BufferDef extends NodeDef {
   topic: string;
   overlap: string;
   maxMB: string;
+  durability?: string;
+  /** `broker`: a Complete node on the mqtt out feeds back acknowledgements; `overlap`: time alone releases. */
+  ack?: string;
+  window?: string;
 }
 
 interface LinkStatusMessage extends NodeMessageInFlow {
   status: { fill?: string; text?: string; source?: { id?: string } };
 }
 
+/** The token of a forwarded reading, as a Complete node watching the mqtt out gives it back. */
+interface AckMessage extends NodeMessageInFlow {
+  _spool: number;
+}
+
 /**
  * teleinfo-buffer: store-and-forward in front of Node-RED's mqtt out, which drops messages while its broker is
- * unreachable. A Status node watching the mqtt out tells it the link state; readings are journaled on disk,
- * forwarded while the link is up, and replayed in order (with a short overlap from before the drop) when it comes
- * back. A server that may have missed readings asks for the overlap again with a replay request.
+ * unreachable. A Status node watching the mqtt out tells it the link state, a Complete node watching it tells it
+ * what the broker acknowledged; readings are spooled on disk, forwarded while the link is up, and forwarded again
+ * in order (with the overlap from before the drop) when it comes back. A server that may have missed readings asks
+ * for the overlap again with a replay request.
  */
 export = function register(RED: NodeAPI): void {
   function TeleinfoBuffer(this: Node, config: BufferDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
     const topicTemplate = config.topic || 'teleinfo/{meter}/reading';
-    const overlapMs = Math.max(0, Number(config.overlap ?? 60)) * 1000;
-    const maxBytes = Math.max(1, Number(config.maxMB) || 50) * 1024 * 1024;
+    const overlapS = Number(config.overlap ?? 60);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
+    const dir = spoolDir(path.join(userDir, 'teleinfo-buffer'), node.id);
     let invalid = 0;
-
-    const journal = new Spool(path.join(userDir, 'teleinfo-buffer', node.id.replace(/[^\w.-]/g, '_')), {
-      maxBytes,
-    });
-    const recovered = journal.length;
-    const buffer = new StoreAndForward(
-      journal,
-      { overlapMs, replayBatch: 200 },
-      (record) => node.send(JSON.parse(record) as NodeMessageInFlow),
-      () => status.schedule(),
-    );
-    const status = new ThrottledStatus(node, render);
-    if (recovered > 0) node.log(`${recovered} readings from a previous run wait for the link`);
+    let status: ThrottledStatus | undefined;
+    let forwarder: SpoolForwarder;
+    try {
+      if (!(overlapS > 0))
+        throw new Error(RED._('teleinfo-buffer.errors.overlap', { value: config.overlap }));
+      const spool = new Spool(dir, {
+        maxBytes: Math.max(1, Number(config.maxMB) || 50) * 1024 * 1024,
+        durability: config.durability === 'process' ? 'process' : 'power',
+        onFault: (e) => fault(e),
+        onQuarantine: (bytes, where, reason) =>
+          node.warn(RED._('teleinfo-buffer.log.quarantine', { bytes, where, reason, dir })),
+      });
+      forwarder = new SpoolForwarder(
+        spool,
+        {
+          overlapMs: overlapS * 1000,
+          window: Math.max(1, Number(config.window) || 100),
+          replayBatch: 200,
+          brokerAcks: config.ack === 'broker',
+        },
+        (record, token) => node.send(forwardedMessage(record, token)),
+        () => status?.schedule(),
+      );
+    } catch (e) {
+      // A spool that cannot be opened (unreadable disk, bad settings): say so, and refuse readings.
+      const message = (e as Error).message;
+      node.error(message);
+      node.status({ fill: 'red', shape: 'ring', text: message });
+      node.on('input', (_msg: NodeMessageInFlow, _send, done) => done(new Error(message)));
+      return;
+    }
+    const spool = forwarder.spool;
+    status = new ThrottledStatus(node, render);
+    if (spool.counters.recovered > 0)
+      node.log(RED._('teleinfo-buffer.log.recovered', { count: spool.counters.recovered }));
     node.status(render());
 
+    /** An I/O error the spool carried on through: in the status and the log (once per kind of error). */
+    let lastFault = '';
+    function fault(e: SpoolError): void {
+      if (e.message !== lastFault) node.error(e.message);
+      lastFault = e.message;
+      status?.schedule();
+    }
+
     function render(): NodeStatus {
-      const mb = (journal.bytes / 1024 / 1024).toFixed(1);
-      const dropped = journal.counters.dropped;
-      const lost = dropped > 0 ? RED._('teleinfo-buffer.status.dropped', { count: dropped }) : '';
-      switch (buffer.state) {
+      const problem = spool.problem;
+      if (problem)
+        return {
+          fill: 'red',
+          shape: 'ring',
+          text: problem.diskFull
+            ? RED._('teleinfo-buffer.status.diskFull', { count: forwarder.backlog })
+            : problem.message,
+        };
+      const mb = (spool.bytes / 1024 / 1024).toFixed(1);
+      const dropped = spool.counters.dropped;
+      let tail = dropped > 0 ? RED._('teleinfo-buffer.status.dropped', { count: dropped }) : '';
+      if (spool.counters.quarantines > 0)
+        tail += RED._('teleinfo-buffer.status.quarantined', { bytes: spool.counters.quarantinedBytes });
+      switch (forwarder.state) {
         case 'down':
           return {
             fill: 'red',
             shape: 'ring',
-            text: RED._('teleinfo-buffer.status.down', { count: buffer.backlog, mb }) + lost,
+            text: RED._('teleinfo-buffer.status.down', { count: forwarder.backlog, mb }) + tail,
           };
         case 'replaying':
           return {
             fill: 'yellow',
             shape: 'dot',
-            text: RED._('teleinfo-buffer.status.replaying', { count: buffer.backlog }) + lost,
+            text:
+              RED._('teleinfo-buffer.status.replaying', {
+                count: forwarder.backlog,
+                inFlight: forwarder.inFlight,
+              }) + tail,
           };
         default:
           return {
-            fill: dropped > 0 ? 'yellow' : 'green',
+            fill: tail ? 'yellow' : 'green',
             shape: 'dot',
-            text: RED._('teleinfo-buffer.status.up', { count: buffer.counters.forwarded }) + lost,
+            text: RED._('teleinfo-buffer.status.up', { count: forwarder.counters.forwarded }) + tail,
           };
       }
     }
 
     node.on('input', (msg: NodeMessageInFlow, _send, done) => {
+      if (isAck(msg)) {
+        forwarder.acknowledged(msg._spool);
+        return done();
+      }
       if (isLinkStatus(msg)) {
         // The mqtt out's own status: green is connected; connecting and disconnected are not.
-        buffer.setLink(msg.status.fill === 'green');
+        forwarder.setLink(msg.status.fill === 'green');
         node.status(render());
         return done();
       }
       if (isReplayRequest(msg.payload)) {
         node.log(RED._('teleinfo-buffer.log.replay', { by: msg.payload.by }));
-        buffer.replayOverlap();
+        forwarder.replayOverlap();
         node.status(render());
         return done();
       }
-      const readings: unknown[] = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
-      const problem = notReadings(readings);
-      if (problem) {
+      const readings = readingsOf(msg.payload);
+      if (typeof readings === 'string') {
         invalid++;
-        return failInput(
-          node,
-          done,
-          `teleinfo-buffer expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, or a replay request; ${problem}`,
-          { fill: 'red', shape: 'ring', text: RED._('teleinfo-buffer.status.invalid', { count: invalid }) },
-        );
+        return failInput(node, done, RED._('teleinfo-buffer.errors.input', { problem: readings }), {
+          fill: 'red',
+          shape: 'ring',
+          text: RED._('teleinfo-buffer.status.invalid', { count: invalid }),
+        });
       }
-      const fail = (e: Error) =>
-        failInput(node, done, e.message, { fill: 'red', shape: 'ring', text: e.message });
+      const fail = (e: Error) => failInput(node, done, e.message, render());
       try {
-        const records = (readings as Reading[]).map((reading) =>
+        const records = readings.map((reading) =>
           JSON.stringify({ topic: renderTopic(topicTemplate, reading), payload: reading }),
         );
-        // Done once the readings are on disk: from then on they reach the broker, whatever happens to the link.
-        buffer.offer(records, (err) => (err ? fail(err) : done()));
+        // Done once the readings survive what the durability promises: from then on they reach the broker.
+        forwarder.offer(records, (err) => (err ? fail(err) : done()));
       } catch (e) {
         fail(e as Error);
       }
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
-      status.stop();
-      buffer.close();
+      status?.stop();
+      forwarder.close();
       done();
     });
+  }
+
+  /** A spooled record as the message for the mqtt out; throws for a record that is not one (never sent). */
+  function forwardedMessage(record: string, token: number): NodeMessageInFlow {
+    const msg = JSON.parse(record) as Partial<AckMessage> | null;
+    if (typeof msg !== 'object' || msg === null || typeof msg.topic !== 'string' || !('payload' in msg))
+      throw new Error('not a {topic, payload} record');
+    msg._spool = token;
+    return msg as NodeMessageInFlow;
+  }
+
+  function isAck(msg: NodeMessageInFlow): msg is AckMessage {
+    return typeof (msg as Partial<AckMessage>)._spool === 'number';
   }
 
   function isLinkStatus(msg: NodeMessageInFlow): msg is LinkStatusMessage {

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, ThrottledStatus } from '../lib/node-red';
+import { failInput, ThrottledStatus } from '../node-red';
 import { renderTopic, TeleinfoParser, type EmitPolicy } from '../lib/teleinfo-parser';
 import type { TicMode } from '../lib/tic/labels';
 

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeStatus } from 'node-red';
 import type { ISubscriptionGrant, ISubscriptionMap, MqttClient } from 'mqtt';
-import { replayRequest } from '../lib/store-forward';
+import { replayRequest } from '../lib/spool-forwarder';
 
 interface ResubscribeDef extends NodeDef {
   broker: string;

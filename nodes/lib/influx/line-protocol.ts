@@ -69,6 +69,7 @@ function fieldKey(label: string): { key: string; integer: boolean; text: boolean
   return k;
 }
 
+/** Throws for a value that does not fit its label's type (an input error of that reading). */
 export function readingToLine(reading: Reading, measurement = 'teleinfo'): string {
   let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
   if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
@@ -81,7 +82,13 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) continue;
       const k = fieldKey(label);
-      fields += `,${k.key}=${k.integer && Number.isInteger(value) ? `${value}i` : value}`;
+      // A field's type is the label's, never the value's: one float in an integer field is a type conflict
+      // that would cost InfluxDB the whole batch.
+      if (k.integer && !Number.isSafeInteger(value))
+        throw new Error(
+          `${label} is an integer label, got ${value} (meter ${reading.meter} at ${reading.time})`,
+        );
+      fields += `,${k.key}=${k.integer ? `${value}i` : value}`;
     } else {
       const k = fieldKey(label);
       if (k.text) fields += `,${k.key}=${escapeStringField(value.trim())}`;

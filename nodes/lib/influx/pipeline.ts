@@ -1,13 +1,14 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { backoffDelay, sleep, type BackoffPolicy } from '../retry';
-import { checkRecordSizes, type Spool } from '../spool';
-import type { InfluxTransport, WriteResult } from './transport';
+import { checkRecordSizes, TurnBatcher, type Spool, type SpoolBatch, type Waiter } from '../spool';
+import { CompletionLedger } from './completion';
+import { DeadLetterFile } from './dead-letter';
+import type { InfluxTransport, LineBatch, WriteResult } from './transport';
 
 /**
- * The write pipeline of one InfluxDB server: lines are accepted into the spool, sent in batches (at N lines
- * or after T ms), removed only once InfluxDB acknowledged them; failures are retried with backoff,
- * rejected batches go to a dead-letter file and never block the batches behind them.
+ * The write loop of one InfluxDB server: lines are accepted into the spool, sent in batches (at N lines or after
+ * T ms), removed only once InfluxDB acknowledged them; failures are retried with backoff; a batch InfluxDB refuses
+ * is bisected so that only the lines it refuses go to the dead-letter file, and never block the batches behind.
  */
 
 export interface PipelineOptions {
@@ -28,33 +29,31 @@ export interface PipelineStatus {
   readonly deadLettered: number;
   readonly dropped: number;
   readonly lastError: string | null;
+  /** The spool's disk is full (its last I/O error was ENOSPC and nothing succeeded since). */
+  readonly diskFull: boolean;
 }
 
 export interface PipelineListener {
   /** Something worth showing changed. */
   status(status: PipelineStatus): void;
-  /** A batch was rejected by InfluxDB and moved to the dead-letter file. */
-  rejected(result: WriteResult, lines: number, file: string): void;
+  /** Lines InfluxDB refused went to the dead-letter file (or could not: `stored` false). */
+  rejected(result: WriteResult, lines: number, file: string, stored: boolean): void;
   /** The spool was full and dropped its oldest lines. */
   dropped(count: number): void;
   /** The failure kind changed (one report per kind, not one per retry). */
   failing(result: WriteResult): void;
 }
 
-type Done = (err?: Error) => void;
-
-/** Messages whose completion waits for their lines to be written; beyond this they complete on spooling. */
-const MAX_TRACKED = 10_000;
+interface Rejection {
+  readonly result: WriteResult;
+  /** Indexes within the batch. */
+  readonly indexes: number[];
+}
 
 export class WritePipeline {
-  private readonly tracked: { end: number; done: Done }[] = [];
-  /** Messages beyond MAX_TRACKED: they complete once their lines are in the spool file. */
-  private readonly untracked: Done[] = [];
-  private pending: string[] = [];
-  private appendTimer: NodeJS.Immediate | null = null;
-  /** Lines ever put into the spool (including those recovered at start), and lines that left it. */
-  private accepted: number;
-  private consumed = 0;
+  private readonly ledger: CompletionLedger;
+  private readonly batcher = new TurnBatcher((lines, waiters) => this.spoolTurn(lines, waiters));
+  private readonly deadLetters: DeadLetterFile;
   private timer: NodeJS.Timeout | null = null;
   private draining: Promise<void> | null = null;
   /** Write everything spooled, not only full batches, until the spool is empty. */
@@ -66,15 +65,7 @@ export class WritePipeline {
   private maxBatch: number;
   private state: PipelineState = 'idle';
   private lastError: string | null = null;
-  readonly counters = {
-    written: 0,
-    deadLettered: 0,
-    deadLetterOverflow: 0,
-    dropped: 0,
-    batches: 0,
-    retries: 0,
-  };
-  readonly deadLetterFile: string;
+  readonly counters = { written: 0, deadLettered: 0, dropped: 0, batches: 0, retries: 0, bisections: 0 };
 
   constructor(
     private readonly spool: Spool,
@@ -82,80 +73,74 @@ export class WritePipeline {
     private readonly options: PipelineOptions,
     private readonly listener: PipelineListener,
   ) {
-    this.accepted = spool.length;
+    this.ledger = new CompletionLedger(spool.length);
     this.maxBatch = options.batchSize;
-    this.deadLetterFile = path.join(spool.dir, 'dead-letter.jsonl');
+    this.deadLetters = new DeadLetterFile(
+      path.join(spool.dir, 'dead-letter.jsonl'),
+      options.deadLetterMaxBytes,
+    );
     // What a previous run left in the spool drains first.
     if (spool.length > 0) this.kick(true);
   }
 
+  get deadLetterFile(): string {
+    return this.deadLetters.file;
+  }
+
   status(): PipelineStatus {
+    const problem = this.spool.problem;
     return {
       state: this.state,
-      spooled: this.spool.length + this.pending.length,
+      spooled: this.spool.length + this.batcher.pending,
       spoolBytes: this.spool.bytes,
       written: this.counters.written,
       deadLettered: this.counters.deadLettered,
       dropped: this.counters.dropped,
-      lastError: this.lastError,
+      lastError: problem?.message ?? this.lastError,
+      diskFull: problem?.diskFull ?? false,
     };
   }
 
   /**
-   * Accept lines. They reach the spool file before the next event-loop turn: the appends of one turn (Node-RED
-   * delivers each message in its own callback of that turn) become one write, which is what makes one message
-   * per reading affordable. `done` is never called before that; it completes when they are written (or rejected).
+   * Accept lines. They reach the spool file before the next event-loop turn, in one write with the other lines of
+   * that turn. `done` is never called before that; it completes when they are written (or rejected, or dropped).
    */
-  accept(lines: readonly string[], done?: Done): void {
+  accept(lines: readonly string[], done?: Waiter): void {
     if (this.closing) throw new Error('the InfluxDB writer is closing');
     checkRecordSizes(lines, 'point');
-    for (const line of lines) this.pending.push(line);
-    this.accepted += lines.length;
-    if (done) {
-      if (this.tracked.length < MAX_TRACKED) this.tracked.push({ end: this.accepted, done });
-      else this.untracked.push(done);
-    }
-    this.appendTimer ??= setImmediate(() => {
-      this.appendPending();
-      if (this.spool.length >= this.options.batchSize) this.kick(false);
-      else this.startTimer();
-    });
+    // Past the ledger's bound, a message completes once its lines survive in the spool.
+    const tracked = this.ledger.expect(lines.length, done);
+    this.batcher.add(lines, tracked ? undefined : done);
   }
 
-  private appendPending(): void {
-    if (this.appendTimer) clearImmediate(this.appendTimer);
-    this.appendTimer = null;
-    if (this.pending.length === 0) return;
+  private spoolTurn(lines: string[], waiters: Waiter[]): void {
     const droppedBefore = this.spool.counters.dropped;
     try {
-      this.spool.append(this.pending);
+      this.spool.append(lines);
     } catch (e) {
-      this.lose(e as Error);
+      // A full or failing disk: these lines are lost, and their senders told.
+      const error = new Error(
+        `the spool could not be written; ${lines.length} lines lost: ${(e as Error).message}`,
+      );
+      this.ledger.refused(lines.length, error);
+      for (const done of waiters) done(error);
+      this.counters.dropped += lines.length;
+      this.lastError = error.message;
+      this.listener.status(this.status());
       return;
     }
-    this.pending = [];
-    for (const done of this.untracked.splice(0)) done();
+    this.spool.commit((err) => {
+      for (const done of waiters) done(err);
+    });
     const dropped = this.spool.counters.dropped - droppedBefore;
     if (dropped > 0) {
       this.counters.dropped += dropped;
-      this.consume(dropped, new Error(`spool full: the oldest ${dropped} lines were dropped`));
+      this.ledger.released(dropped, new Error(`spool full: the oldest ${dropped} lines were dropped`));
       this.listener.dropped(dropped);
     }
-  }
-
-  /** The spool could not be written (a full or failing disk): the pending lines are lost, and their senders told. */
-  private lose(cause: Error): void {
-    const lost = this.pending.length;
-    this.pending = [];
-    const firstLost = this.accepted - lost;
-    this.accepted = firstLost;
-    const error = new Error(`the spool could not be written; ${lost} lines lost: ${cause.message}`);
-    while (this.tracked.length > 0 && this.tracked[this.tracked.length - 1].end > firstLost)
-      this.tracked.pop()!.done(error);
-    for (const done of this.untracked.splice(0)) done(error);
-    this.counters.dropped += lost;
-    this.lastError = error.message;
-    this.listener.status(this.status());
+    if (this.closing) return;
+    if (this.spool.length >= this.options.batchSize) this.kick(false);
+    else this.startTimer();
   }
 
   /** Write what is spooled now (msg.flush). */
@@ -169,7 +154,7 @@ export class WritePipeline {
    * a previous run left lines). Full batches are what InfluxDB ingests fastest.
    */
   private kick(all: boolean): void {
-    this.appendPending();
+    this.batcher.flushNow();
     if (all) {
       this.flushAll = true;
       if (this.timer) clearTimeout(this.timer);
@@ -197,52 +182,129 @@ export class WritePipeline {
       (this.flushAll || this.failures > 0 || this.spool.length >= this.options.batchSize) &&
       !this.abort.signal.aborted
     ) {
-      const batch = this.spool.peek(this.maxBatch);
+      let batch: SpoolBatch;
+      try {
+        batch = this.spool.peek(this.maxBatch);
+      } catch (e) {
+        if (!(await this.failed({ verdict: 'retry', message: (e as Error).message }))) return;
+        continue;
+      }
       if (batch.count === 0) break;
-      this.setState(this.failures > 0 ? this.state : 'writing');
+      if (this.failures === 0) this.setState('writing');
       this.counters.batches++;
       const result = await this.transport.write(batch, this.abort.signal);
       if (this.abort.signal.aborted) return;
-      const n = batch.count;
       switch (result.verdict) {
         case 'written':
-          this.spool.ack(batch.end, n);
-          this.counters.written += n;
+          this.counters.written += batch.count;
+          this.release(batch);
           // The lines that started the flush interval are written: it starts again from the next ones.
           if (this.timer && !this.flushAll) {
             clearTimeout(this.timer);
             this.timer = null;
           }
-          this.consume(n);
           this.recovered();
           continue;
         case 'too-large':
-          if (n > 1) {
-            this.maxBatch = Math.max(1, Math.floor(n / 2));
+          if (batch.count > 1) {
+            this.maxBatch = Math.max(1, Math.floor(batch.count / 2));
             continue;
           }
-          this.reject(result, batch.lines, batch.end);
+          this.release(batch, [{ result, indexes: [0] }]);
           continue;
-        case 'rejected':
-          this.reject(result, batch.lines, batch.end);
-          continue;
-        default: {
-          this.failures++;
-          this.counters.retries++;
-          this.lastError = result.message;
-          const kind = `${result.verdict}:${result.status ?? 'network'}`;
-          if (kind !== this.lastFailureKind) {
-            this.lastFailureKind = kind;
-            this.listener.failing(result);
+        case 'rejected': {
+          const rejections =
+            batch.count > 1 ? await this.isolate(batch.lines, 0, result) : [{ result, indexes: [0] }];
+          if (this.abort.signal.aborted) return;
+          if (!Array.isArray(rejections)) {
+            if (!(await this.failed(rejections))) return;
+            continue;
           }
-          this.setState(result.verdict === 'misconfigured' ? 'misconfigured' : 'retrying');
-          const delay = Math.max(result.retryAfterMs ?? 0, backoffDelay(this.failures, this.options.backoff));
-          if (!(await sleep(Math.min(delay, 10 * 60_000), this.abort.signal))) return;
+          this.counters.written += batch.count - rejections.reduce((n, r) => n + r.indexes.length, 0);
+          this.release(batch, rejections);
+          continue;
         }
+        default:
+          if (!(await this.failed(result))) return;
       }
     }
     this.maxBatch = this.options.batchSize;
     if (this.failures === 0) this.setState('idle');
+  }
+
+  /**
+   * InfluxDB refused a batch: halve it until the lines it refuses are alone (a type conflict or a bad line costs
+   * only itself). Points InfluxDB 1.x already wrote from a partial write are written again, which overwrites them.
+   * Returns the refused lines, or a failure that is worth retrying the whole batch for.
+   */
+  private async isolate(
+    lines: readonly string[],
+    offset: number,
+    result: WriteResult,
+  ): Promise<Rejection[] | WriteResult> {
+    if (lines.length === 1) return [{ result, indexes: [offset] }];
+    this.counters.bisections++;
+    const half = lines.length >> 1;
+    const out: Rejection[] = [];
+    for (const [part, at] of [
+      [lines.slice(0, half), offset],
+      [lines.slice(half), offset + half],
+    ] as const) {
+      const answer = await this.transport.write(lineBatch(part), this.abort.signal);
+      if (this.abort.signal.aborted) return { verdict: 'retry', message: 'aborted' };
+      if (answer.verdict === 'written') continue;
+      if (answer.verdict !== 'rejected' && answer.verdict !== 'too-large') return answer;
+      const found = await this.isolate(part, at, answer);
+      if (!Array.isArray(found)) return found;
+      out.push(...found);
+    }
+    return out;
+  }
+
+  /** A batch left InfluxDB's door: out of the spool, refused lines to the dead-letter file, messages completed. */
+  private release(batch: SpoolBatch, rejections: readonly Rejection[] = []): void {
+    const failed: number[] = [];
+    let error: Error | undefined;
+    for (const { result, indexes } of rejections) {
+      const lines = indexes.map((i) => batch.lines[i]);
+      const outcome = this.deadLetters.write(result, lines);
+      const stored = outcome === 'written';
+      this.counters.deadLettered += lines.length;
+      this.lastError = result.message;
+      failed.push(...indexes);
+      const where = stored
+        ? `they are in ${this.deadLetters.file}`
+        : outcome === 'full'
+          ? 'the dead-letter file is full, so they were only counted'
+          : `the dead-letter file could not be written (${outcome.message}), so they were only counted`;
+      error = new Error(`InfluxDB rejected ${lines.length} lines (${result.message}); ${where}`);
+      this.listener.rejected(result, lines.length, this.deadLetters.file, stored);
+    }
+    const released = this.spool.ack(batch.end);
+    // Lines of the batch dropped meanwhile (the spool was full) were released then, from its start.
+    const shift = batch.count - released;
+    failed.sort((a, b) => a - b);
+    this.ledger.released(
+      released,
+      error,
+      failed.map((i) => i - shift).filter((i) => i >= 0),
+    );
+    if (rejections.length > 0) this.recovered();
+  }
+
+  /** A failure worth retrying: back off (false if closed meanwhile). */
+  private async failed(result: WriteResult): Promise<boolean> {
+    this.failures++;
+    this.counters.retries++;
+    this.lastError = result.message;
+    const kind = `${result.verdict}:${result.status ?? 'network'}`;
+    if (kind !== this.lastFailureKind) {
+      this.lastFailureKind = kind;
+      this.listener.failing(result);
+    }
+    this.setState(result.verdict === 'misconfigured' ? 'misconfigured' : 'retrying');
+    const delay = Math.max(result.retryAfterMs ?? 0, backoffDelay(this.failures, this.options.backoff));
+    return sleep(Math.min(delay, 10 * 60_000), this.abort.signal);
   }
 
   private recovered(): void {
@@ -254,41 +316,10 @@ export class WritePipeline {
     }
   }
 
-  private reject(result: WriteResult, lines: string[], end: Parameters<Spool['ack']>[0]): void {
-    const record =
-      JSON.stringify({
-        time: new Date().toISOString(),
-        status: result.status,
-        error: result.message,
-        lines,
-      }) + '\n';
-    const size = fs.existsSync(this.deadLetterFile) ? fs.statSync(this.deadLetterFile).size : 0;
-    if (size + record.length <= (this.options.deadLetterMaxBytes ?? 50 * 1024 * 1024)) {
-      fs.appendFileSync(this.deadLetterFile, record);
-    } else this.counters.deadLetterOverflow += lines.length;
-    this.spool.ack(end, lines.length);
-    this.counters.deadLettered += lines.length;
-    this.lastError = result.message;
-    this.consume(
-      lines.length,
-      new Error(
-        `InfluxDB rejected ${lines.length} lines (${result.message}); they are in ${this.deadLetterFile}`,
-      ),
-    );
-    this.listener.rejected(result, lines.length, this.deadLetterFile);
-    this.recovered();
-  }
-
-  /** `count` lines left the spool: complete the messages whose lines have all left. */
-  private consume(count: number, error?: Error): void {
-    this.consumed += count;
-    while (this.tracked.length > 0 && this.tracked[0].end <= this.consumed) this.tracked.shift()!.done(error);
-  }
-
   /** Best effort within `timeoutMs`: write what is spooled; the spool keeps the rest for the next start. */
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
-    this.appendPending();
+    this.batcher.flushNow();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const timeout = new AbortController();
@@ -306,9 +337,12 @@ export class WritePipeline {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     // Lines still spooled are safe: their messages complete now, the next start writes them.
-    for (const t of this.tracked.splice(0)) t.done();
-    this.spool.sync();
+    this.ledger.completeAll();
     this.spool.close();
     await this.transport.close();
   }
+}
+
+function lineBatch(lines: readonly string[]): LineBatch {
+  return { lines, data: Buffer.from(lines.join('\n') + '\n') };
 }

@@ -1,4 +1,4 @@
-import { HttpError, InfluxDB, setLogger } from '@influxdata/influxdb-client';
+import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import { gzipSync } from 'node:zlib';
 import { Client } from 'undici';
 import { retryAfterMs } from '../retry';
@@ -141,22 +141,16 @@ export class V1Transport implements InfluxTransport {
   }
 }
 
-// The client logs every failed write to the console; ours are retried, counted and shown in the status, so
-// only those are silenced (other users of the client in the same process keep their logs).
-const clientLogger = setLogger({
-  error: (message, err) => {
-    if (!message.startsWith('Write to InfluxDB failed')) clientLogger.error(message, err);
-  },
-  warn: (message, err) => clientLogger.warn(message, err),
-});
-
 /** InfluxDB 2.x / 3.x (and 1.8+ with token `user:password`, bucket `db/rp`) through @influxdata/influxdb-client. */
 export class V2Transport implements InfluxTransport {
   private readonly influx: InfluxDB;
   private readonly gzipAbove: number;
+  private readonly path: string;
 
-  constructor(private readonly options: V2Options) {
+  constructor(options: V2Options) {
     this.gzipAbove = gzipThreshold(new URL(options.url));
+    const query = new URLSearchParams({ org: options.org, bucket: options.bucket, precision: 'ms' });
+    this.path = `/api/v2/write?${query.toString()}`;
     this.influx = new InfluxDB({
       url: options.url,
       token: options.token,
@@ -166,21 +160,15 @@ export class V2Transport implements InfluxTransport {
   }
 
   async write(batch: LineBatch, signal: AbortSignal): Promise<WriteResult> {
-    const lines = batch.lines;
-    // The client's own buffering and retries are switched off: the spool and our retry policy own them.
-    const api = this.influx.getWriteApi(this.options.org, this.options.bucket, 'ms', {
-      batchSize: lines.length + 1,
-      maxBufferLines: lines.length + 1,
-      flushInterval: 0,
-      maxRetries: 0,
-      gzipThreshold: this.gzipAbove,
-      writeFailed: () => undefined,
-    });
-    api.writeRecords(lines as string[]);
-    const abort = () => void api.close().catch(() => undefined);
-    signal.addEventListener('abort', abort, { once: true });
+    // The transport's request, not the client's WriteApi: the WriteApi buffers, retries by itself and cannot be
+    // aborted mid-request, while the spool and our retry policy own all of that.
     try {
-      await api.close();
+      await this.influx.transport.request(this.path, batch.data, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        gzipThreshold: this.gzipAbove,
+        signal,
+      });
       return { verdict: 'written', message: 'written' };
     } catch (e) {
       if (e instanceof HttpError) {
@@ -193,8 +181,6 @@ export class V2Transport implements InfluxTransport {
         };
       }
       return networkFailure(e, signal);
-    } finally {
-      signal.removeEventListener('abort', abort);
     }
   }
 

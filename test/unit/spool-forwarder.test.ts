@@ -1,20 +1,30 @@
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Spool } from '../../nodes/lib/spool';
-import { StoreAndForward } from '../../nodes/lib/store-forward';
+import { SpoolForwarder } from '../../nodes/lib/spool-forwarder';
 import { tempDir, waitFor } from '../support/services';
 
 /** The end of the current event-loop turn, when offered records are journaled and forwarded. */
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-function buffer(dir: string, overlapMs: number) {
+function buffer(dir: string, overlapMs: number, acks?: { window: number }) {
   const forwarded: string[] = [];
+  const tokens: number[] = [];
   const spool = new Spool(dir, { segmentBytes: 1024, maxBytes: 1 << 20 });
-  const saf = new StoreAndForward(spool, { overlapMs, replayBatch: 7 }, (r) => forwarded.push(r));
-  return { saf, spool, forwarded };
+  const saf = new SpoolForwarder(
+    spool,
+    { overlapMs, replayBatch: 7, window: acks?.window ?? 100, brokerAcks: acks !== undefined },
+    (r, token) => {
+      if (r.startsWith('bad')) throw new Error('not a record');
+      forwarded.push(r);
+      tokens.push(token);
+    },
+  );
+  return { saf, spool, forwarded, tokens };
 }
 
-describe('store-and-forward journal (teleinfo-buffer)', () => {
+describe('spool forwarder (teleinfo-buffer)', () => {
   test('queued while down, replayed in order when up, then passed straight through', async () => {
     const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
     for (let i = 0; i < 50; i++) saf.offer([`r${i}`]);
@@ -92,6 +102,7 @@ describe('store-and-forward journal (teleinfo-buffer)', () => {
     };
     const journaled: number[] = [];
     for (let i = 0; i < 100; i++) saf.offer([`r${i}`], () => journaled.push(spool.length));
+    assert.equal(writes.length, 0, 'not one write per record');
     assert.deepEqual(forwarded, []);
     assert.deepEqual(journaled, []);
     await turn();
@@ -137,5 +148,80 @@ describe('store-and-forward journal (teleinfo-buffer)', () => {
     await waitFor('the replay', () => second.saf.state === 'up');
     assert.deepEqual(second.forwarded, ['new0', 'new1', 'new2', 'new3', 'new4']);
     second.saf.close();
+  });
+
+  test('with broker acknowledgements: nothing leaves the spool unacknowledged, and at most the window is in flight', async () => {
+    const { saf, spool, forwarded, tokens } = buffer(tempDir('saf'), 20, { window: 5 });
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    for (let i = 0; i < 3; i++) saf.offer([`r${i}`]);
+    await turn();
+    assert.deepEqual(forwarded, ['r0', 'r1', 'r2']);
+    for (let i = 3; i < 20; i++) saf.offer([`r${i}`]);
+    await new Promise((r) => setTimeout(r, 100)); // well past the overlap
+    assert.equal(forwarded.length, 5, 'the window is full: the rest waits');
+    assert.equal(saf.inFlight, 5);
+    assert.equal(spool.length, 20, 'nothing unacknowledged was released, whatever the overlap');
+    while (forwarded.length < 20 || saf.inFlight > 0) {
+      const inFlight = tokens.splice(0);
+      assert.ok(inFlight.length <= 5, `${inFlight.length} in flight`);
+      for (const token of inFlight) saf.acknowledged(token);
+      await turn();
+      await turn();
+    }
+    assert.deepEqual(
+      forwarded,
+      Array.from({ length: 20 }, (_, i) => `r${i}`),
+    );
+    await waitFor('acknowledged records released after the overlap', () => spool.length === 0);
+    saf.close();
+  });
+
+  test('an acknowledgement from before a link drop is ignored; the replay starts from the head', async () => {
+    const { saf, spool, forwarded, tokens } = buffer(tempDir('saf'), 10, { window: 10 });
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(['r0', 'r1']);
+    await turn();
+    const old = tokens.splice(0);
+    saf.setLink(false);
+    saf.setLink(true);
+    await waitFor('the replay', () => saf.state === 'up');
+    for (const token of old) saf.acknowledged(token);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(spool.length, 2, 'still waiting for the acknowledgements of the replay');
+    for (const token of tokens.splice(0)) saf.acknowledged(token);
+    await waitFor('released', () => spool.length === 0);
+    assert.deepEqual(forwarded, ['r0', 'r1', 'r0', 'r1']);
+    saf.close();
+  });
+
+  test('a record that cannot be forwarded is quarantined, never thrown out of the replay, and released', async () => {
+    const dir = tempDir('saf');
+    const { saf, spool, forwarded } = buffer(dir, 10);
+    saf.offer(['r0', 'bad record', 'r2']);
+    await turn();
+    saf.setLink(true);
+    await waitFor('the replay', () => saf.state === 'up');
+    assert.deepEqual(forwarded, ['r0', 'r2']);
+    assert.equal(saf.counters.undeliverable, 1);
+    assert.equal(spool.counters.quarantines, 1);
+    assert.match(fs.readFileSync(spool.quarantineFile, 'utf8'), /cannot be forwarded: not a record/);
+    await waitFor('released', () => spool.length === 0);
+    saf.close();
+  });
+
+  test('an overlap of 0 or less is refused', () => {
+    const spool = new Spool(tempDir('saf'));
+    for (const overlapMs of [0, -5, NaN])
+      assert.throws(
+        () =>
+          new SpoolForwarder(
+            spool,
+            { overlapMs, replayBatch: 1, window: 1, brokerAcks: false },
+            () => undefined,
+          ),
+        /more than 0/,
+      );
   });
 });
