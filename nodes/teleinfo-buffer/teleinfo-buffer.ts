@@ -41,7 +41,8 @@ export = function register(RED: NodeAPI): void {
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
     const dir = spoolDir(path.join(userDir, 'teleinfo-buffer'), node.id);
     let invalid = 0;
-    let status: ThrottledStatus | undefined;
+    // Scheduled from the spool's callbacks while it opens; rendered once it is open.
+    const status = new ThrottledStatus(node, () => render());
     let forwarder: SpoolForwarder;
     try {
       if (!(overlapS > 0))
@@ -62,18 +63,18 @@ export = function register(RED: NodeAPI): void {
           brokerAcks: config.ack === 'broker',
         },
         (record, token) => node.send(forwardedMessage(record, token)),
-        () => status?.schedule(),
+        () => status.schedule(),
       );
     } catch (e) {
       // A spool that cannot be opened (unreadable disk, bad settings): say so, and refuse readings.
       const message = (e as Error).message;
+      status.stop();
       node.error(message);
       node.status({ fill: 'red', shape: 'ring', text: message });
       node.on('input', (_msg: NodeMessageInFlow, _send, done) => done(new Error(message)));
       return;
     }
     const spool = forwarder.spool;
-    status = new ThrottledStatus(node, render);
     if (spool.counters.recovered > 0)
       node.log(RED._('teleinfo-buffer.log.recovered', { count: spool.counters.recovered }));
     node.status(render());
@@ -83,7 +84,7 @@ export = function register(RED: NodeAPI): void {
     function fault(e: SpoolError): void {
       if (e.message !== lastFault) node.error(e.message);
       lastFault = e.message;
-      status?.schedule();
+      status.schedule();
     }
 
     function render(): NodeStatus {
@@ -166,7 +167,7 @@ export = function register(RED: NodeAPI): void {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
-      status?.stop();
+      status.stop();
       forwarder.close();
       done();
     });
