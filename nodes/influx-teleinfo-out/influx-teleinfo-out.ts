@@ -81,11 +81,16 @@ export = function register(RED: NodeAPI): void {
       const readings = msg.payload === undefined && msg.flush ? [] : readingsOf(msg.payload);
       if (typeof readings === 'string') {
         invalid++;
-        return failInput(node, done, RED._('influx-teleinfo-out.errors.input', { problem: readings }), {
-          fill: 'red',
-          shape: 'ring',
-          text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
-        });
+        return failInput(
+          node,
+          done,
+          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; ${readings}`,
+          {
+            fill: 'red',
+            shape: 'ring',
+            text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
+          },
+        );
       }
       // A reading whose value does not fit its label's type is refused alone; the others are written.
       const lines: string[] = [];

@@ -148,11 +148,16 @@ export = function register(RED: NodeAPI): void {
       const readings = readingsOf(msg.payload);
       if (typeof readings === 'string') {
         invalid++;
-        return failInput(node, done, RED._('teleinfo-buffer.errors.input', { problem: readings }), {
-          fill: 'red',
-          shape: 'ring',
-          text: RED._('teleinfo-buffer.status.invalid', { count: invalid }),
-        });
+        return failInput(
+          node,
+          done,
+          `teleinfo-buffer expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, its completed messages from a Complete node, or a replay request; ${readings}`,
+          {
+            fill: 'red',
+            shape: 'ring',
+            text: RED._('teleinfo-buffer.status.invalid', { count: invalid }),
+          },
+        );
       }
       const fail = (e: Error) => failInput(node, done, e.message, render());
       try {

@@ -163,7 +163,8 @@ export class V2Transport implements InfluxTransport {
     // The transport's request, not the client's WriteApi: the WriteApi buffers, retries by itself and cannot be
     // aborted mid-request, while the spool and our retry policy own all of that.
     try {
-      await this.influx.transport.request(this.path, batch.data, {
+      // A string: the transport sends anything else as JSON.
+      await this.influx.transport.request(this.path, batch.data.toString('utf8'), {
         method: 'POST',
         headers: { 'content-type': 'text/plain; charset=utf-8' },
         gzipThreshold: this.gzipAbove,
