@@ -107,8 +107,8 @@ test('npm start with nothing but Node.js: the embedded broker, and the server sp
         if (!fs.existsSync(spool)) return false;
         for (const file of fs.readdirSync(spool).filter((f) => f.endsWith('.spool')))
           for (const m of fs
-            .readFileSync(path.join(spool, file), 'utf8')
-            .matchAll(/^teleinfo,meter=([^,]+)/gm))
+            .readFileSync(path.join(spool, file), 'latin1')
+            .matchAll(/teleinfo,meter=([^,]+)/g))
             meters.add(m[1]);
         return meters.size >= 4;
       },

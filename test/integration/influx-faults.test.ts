@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Reading } from '../../nodes/lib';
+import { MAGIC, scanFrames } from '../../nodes/lib/spool/frame';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import { hcReading } from '../support/readings';
 import { freePort, serviceSkip, startInfluxd, tempDir, waitFor, type Influxd } from '../support/services';
@@ -47,9 +48,16 @@ function spooledTimes(spoolDir: string): Set<number> {
     .sort()) {
     const id = Number(file.slice(0, 12));
     if (id < head.segment) continue;
-    const data = fs.readFileSync(path.join(spoolDir, file), 'utf8');
-    const text = id === head.segment ? Buffer.from(data).subarray(head.offset).toString() : data;
-    for (const line of text.split('\n')) if (line) times.add(Number(line.slice(line.lastIndexOf(' ') + 1)));
+    const data = fs.readFileSync(path.join(spoolDir, file));
+    // The spool's own frame reader, over the files as the kill left them.
+    const { starts, ends } = scanFrames(
+      data,
+      id === head.segment ? Math.max(head.offset, MAGIC.length) : MAGIC.length,
+    );
+    for (const [i, start] of starts.entries()) {
+      const line = data.toString('utf8', start + 8, ends[i] - 1);
+      times.add(Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
   }
   return times;
 }

@@ -171,11 +171,17 @@ export function startPi(
   brokerUrl: string,
   boxPort: number,
   env: Record<string, string> = {},
+  /** Change the Pi's teleinfo-buffer settings (e.g. its window) for a test. */
+  buffer: Record<string, string> = {},
 ): Promise<NodeRedProcess> {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
     id: string;
     wires?: string[][];
   }[];
+  Object.assign(
+    flows.find((n) => n.id === 'pi-buffer')!,
+    buffer,
+  );
   flows.find((n) => n.id === 'pi-poll')!.wires![0].push('test-tap');
   flows.push({
     id: 'test-tap',
