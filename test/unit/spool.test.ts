@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { Spool, type SpoolIo } from '../../nodes/lib/spool';
+import { Spool, spoolDir, type SpoolIo } from '../../nodes/lib/spool';
 import { tempDir } from '../support/services';
 import { failingIo, rebuild, recordingIo, type Cut, type SpoolOp } from '../support/spool-io';
 
@@ -285,5 +285,13 @@ describe('spool (disk-backed FIFO of checked records)', () => {
     console.log(
       `# crash consistency: ${cuts.length} cuts of ${log.length} operations, ${damagedCuts} with damaged bytes`,
     );
+  });
+});
+
+describe('spool folders', () => {
+  test('a node id never puts a spool outside its folder', () => {
+    for (const id of ['.', '..', '...', '../../etc', 'a/b', 'ab12.cd34'])
+      assert.equal(path.dirname(spoolDir('/data/teleinfo-buffer', id)), '/data/teleinfo-buffer', id);
+    assert.equal(spoolDir('/data', 'ab12.cd34'), '/data/ab12.cd34', 'ordinary ids keep their folder');
   });
 });
