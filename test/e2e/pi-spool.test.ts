@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import {
   mqttUrl,
+  readings,
+  report,
   sentKeys,
   settle,
   startPi,
@@ -22,22 +24,7 @@ import { freePort, serviceSkip, waitFor } from '../support/services';
 
 const skip = serviceSkip('mosquitto') || serviceSkip('influxd');
 
-function report(name: string, r: Awaited<ReturnType<typeof settle>>) {
-  console.log(
-    `# ${name}: sent ${r.sent}, stored ${r.stored}, missing ${r.missing.length}, extra or duplicated ${r.extra.length}, wrong value ${r.wrong.length}`,
-  );
-  assert.ok(r.sent > 0, 'the Pi sent readings');
-  assert.deepEqual(r.missing, []);
-  assert.deepEqual(r.extra, []);
-  assert.deepEqual(r.wrong, []);
-}
-
 const spoolDir = (site: Site) => path.join(site.piDir, 'teleinfo-buffer', 'pi-buffer');
-
-async function readings(site: Site, n: number, timeoutMs = 60_000) {
-  const start = sentKeys(site.piDir).size;
-  await waitFor(`${n} readings from the Pi`, () => sentKeys(site.piDir).size >= start + n, timeoutMs);
-}
 
 describe("the Pi's spool with the shipped flows", { skip }, () => {
   let site: Site | null = null;

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import {
+  readings,
+  report,
   restartInfluxd,
   mqttUrl,
   restartMosquitto,
@@ -25,22 +27,6 @@ import { makeCertificates, passwordFile } from '../support/tls';
  */
 
 const skip = serviceSkip('mosquitto') || serviceSkip('influxd');
-
-function report(name: string, r: Awaited<ReturnType<typeof settle>>) {
-  console.log(
-    `# ${name}: sent ${r.sent}, stored ${r.stored}, missing ${r.missing.length}, extra or duplicated ${r.extra.length}, wrong value ${r.wrong.length}`,
-  );
-  assert.ok(r.sent > 0, 'the Pi sent readings');
-  assert.deepEqual(r.missing, []);
-  assert.deepEqual(r.extra, []);
-  assert.deepEqual(r.wrong, []);
-}
-
-/** Let the Pi run until it has emitted `n` more readings. */
-async function readings(site: Site, n: number, timeoutMs = 60_000) {
-  const start = sentKeys(site.piDir).size;
-  await waitFor(`${n} readings from the Pi`, () => sentKeys(site.piDir).size >= start + n, timeoutMs);
-}
 
 /** The server's debug node printing a change of the Pi's status topic (birth, close or will message). */
 function piStatus(state: 'online' | 'offline', times = 1) {

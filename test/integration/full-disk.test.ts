@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import mqtt from 'mqtt';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
@@ -74,6 +74,17 @@ describe(
   () => {
     let disk: SmallDisk;
     let broker: Mosquitto;
+    /** The test helper's Node-RED with its userDir on a fresh 512 KiB tmpfs, for the length of test `t`. */
+    const onSmallDisk = async (t: TestContext) => {
+      disk = mountSmallDisk(512);
+      t.after(() => disk.unmount());
+      helper.settings({ userDir: disk.dir });
+      await startHelper();
+      t.after(async () => {
+        await stopHelper();
+        helper.settings({});
+      });
+    };
     let influxd: Influxd;
     before(async () => {
       broker = await startMosquitto();
@@ -85,14 +96,7 @@ describe(
     });
 
     test('teleinfo-buffer: appends refused with done(err) and "disk full", head saves fail quietly, every accepted reading delivered once space is back', async (t) => {
-      disk = mountSmallDisk(512);
-      t.after(() => disk.unmount());
-      helper.settings({ userDir: disk.dir });
-      await startHelper();
-      t.after(async () => {
-        await stopHelper();
-        helper.settings({});
-      });
+      await onSmallDisk(t);
       const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
       t.after(() => subscriber.endAsync());
       const received = new Set<string>();
@@ -175,14 +179,7 @@ describe(
     });
 
     test('influx-teleinfo-out: the dead-letter write and the head save fail on a full disk, appends are refused; all accepted points are stored once space is back', async (t) => {
-      disk = mountSmallDisk(512);
-      t.after(() => disk.unmount());
-      helper.settings({ userDir: disk.dir });
-      await startHelper();
-      t.after(async () => {
-        await stopHelper();
-        helper.settings({});
-      });
+      await onSmallDisk(t);
       const db = 'fulldisk';
       const admin = 'admin:disk-full-pass';
       await influxd.query(`CREATE DATABASE ${db}`, undefined, admin);

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -286,4 +287,21 @@ export async function stopSite(site: Site): Promise<void> {
   await site.influxd.stop();
   for (const dir of [site.piDir, ...site.serverDirs, site.mosquittoDir, site.influxDir])
     fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Print sent / stored / missing / extra / wrong, and assert that every reading sent is stored once with its value. */
+export function report(name: string, r: Awaited<ReturnType<typeof settle>>) {
+  console.log(
+    `# ${name}: sent ${r.sent}, stored ${r.stored}, missing ${r.missing.length}, extra or duplicated ${r.extra.length}, wrong value ${r.wrong.length}`,
+  );
+  assert.ok(r.sent > 0, 'the Pi sent readings');
+  assert.deepEqual(r.missing, []);
+  assert.deepEqual(r.extra, []);
+  assert.deepEqual(r.wrong, []);
+}
+
+/** Let the Pi run until it has emitted `n` more readings. */
+export async function readings(site: Site, n: number, timeoutMs = 60_000) {
+  const start = sentKeys(site.piDir).size;
+  await waitFor(`${n} readings from the Pi`, () => sentKeys(site.piDir).size >= start + n, timeoutMs);
 }
