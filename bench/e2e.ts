@@ -59,7 +59,7 @@ function piFlows(durability: 'power' | 'process'): unknown[] {
     z?: string;
     durability?: string;
   }[];
-  flows.find((n) => n.id === 'pi-buffer')!.durability = durability;
+  flows.find((n) => n.id === 'pi-spool')!.durability = durability;
   return [
     ...flows.filter((n) => n.id !== 'pi-poll' && n.z !== 'tic-tab' && n.id !== 'tic-tab'),
     { id: 'load', z: 'pi-tab', type: 'http in', url: '/load', method: 'post', wires: [['gen']] },
@@ -70,7 +70,7 @@ function piFlows(durability: 'power' | 'process'): unknown[] {
       func: GENERATOR,
       outputs: 2,
       libs: [],
-      wires: [['pi-buffer'], ['loaded']],
+      wires: [['pi-spool'], ['loaded']],
     },
     { id: 'loaded', z: 'pi-tab', type: 'http response', statusCode: '200' },
   ];

@@ -36,7 +36,7 @@ interface BrokerUser {
  * ($share/...) again, then sends a replay request (for an mqtt out on teleinfo/replay). mosquitto 2.0 keeps a
  * persistent session across its own restart but forgets the session's shared subscriptions, and MQTT.js does not
  * subscribe again when the broker says the session is present: a server on $share would receive nothing more, and
- * what was published before it subscribed again is gone; the Pis' teleinfo-buffer nodes send it again on request.
+ * what was published before it subscribed again is gone; the Pis' teleinfo-spool nodes send it again on request.
  * Subscribing again an existing subscription only replaces it.
  */
 export = function register(RED: NodeAPI): void {

@@ -119,7 +119,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
   }
 
-  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-buffer', 'teleinfo-resubscribe']) {
+  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-spool', 'teleinfo-resubscribe']) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
       await page.evaluate((t) => {
         const r = RED as unknown as {

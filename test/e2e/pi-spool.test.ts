@@ -24,7 +24,7 @@ import { freePort, serviceSkip, waitFor } from '../support/services';
 
 const skip = serviceSkip('mosquitto') || serviceSkip('influxd');
 
-const spoolDir = (site: Site) => path.join(site.piDir, 'teleinfo-buffer', 'pi-buffer');
+const spoolDir = (site: Site) => path.join(site.piDir, 'teleinfo-spool', 'pi-spool');
 
 describe("the Pi's spool with the shipped flows", { skip }, () => {
   let site: Site | null = null;

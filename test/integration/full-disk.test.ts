@@ -3,7 +3,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import mqtt from 'mqtt';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
-import buffer from '../../nodes/teleinfo-buffer/teleinfo-buffer';
+import buffer from '../../nodes/teleinfo-spool/teleinfo-spool';
 import type { Reading } from '../../nodes/lib';
 import { coreNodes, emitter, helper, startHelper, stopHelper } from '../support/node-red';
 import { hcReading } from '../support/readings';
@@ -95,7 +95,7 @@ describe(
       await influxd.stop();
     });
 
-    test('teleinfo-buffer: appends refused with done(err) and "disk full", head saves fail quietly, every accepted reading delivered once space is back', async (t) => {
+    test('teleinfo-spool: appends refused with done(err) and "disk full", head saves fail quietly, every accepted reading delivered once space is back', async (t) => {
       await onSmallDisk(t);
       const subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
       t.after(() => subscriber.endAsync());
@@ -119,7 +119,7 @@ describe(
           {
             id: 'buffer',
             z: 'tab',
-            type: 'teleinfo-buffer',
+            type: 'teleinfo-spool',
             topic: 'teleinfo/{meter}/reading',
             overlap: '1',
             maxMB: '50',

@@ -172,7 +172,7 @@ export function startPi(
   brokerUrl: string,
   boxPort: number,
   env: Record<string, string> = {},
-  /** Change the Pi's teleinfo-buffer settings (e.g. its window) for a test. */
+  /** Change the Pi's teleinfo-spool settings (e.g. its window) for a test. */
   buffer: Record<string, string> = {},
 ): Promise<NodeRedProcess> {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
@@ -180,7 +180,7 @@ export function startPi(
     wires?: string[][];
   }[];
   Object.assign(
-    flows.find((n) => n.id === 'pi-buffer')!,
+    flows.find((n) => n.id === 'pi-spool')!,
     buffer,
   );
   flows.find((n) => n.id === 'pi-poll')!.wires![0].push('test-tap');

@@ -24,7 +24,7 @@ function buffer(dir: string, overlapMs: number, acks?: { window: number }) {
   return { saf, spool, forwarded, tokens };
 }
 
-describe('spool forwarder (teleinfo-buffer)', () => {
+describe('spool forwarder (teleinfo-spool)', () => {
   test('queued while down, replayed in order when up, then passed straight through', async () => {
     const { saf, forwarded } = buffer(tempDir('saf'), 60_000);
     for (let i = 0; i < 50; i++) saf.offer([`r${i}`]);

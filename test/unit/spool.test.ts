@@ -291,7 +291,7 @@ describe('spool (disk-backed FIFO of checked records)', () => {
 describe('spool folders', () => {
   test('a node id never puts a spool outside its folder', () => {
     for (const id of ['.', '..', '...', '../../etc', 'a/b', 'ab12.cd34'])
-      assert.equal(path.dirname(spoolDir('/data/teleinfo-buffer', id)), '/data/teleinfo-buffer', id);
+      assert.equal(path.dirname(spoolDir('/data/teleinfo-spool', id)), '/data/teleinfo-spool', id);
     assert.equal(spoolDir('/data', 'ab12.cd34'), '/data/ab12.cd34', 'ordinary ids keep their folder');
   });
 });

@@ -6,7 +6,7 @@ import { Spool, spoolDir, type SpoolError } from '../lib/spool';
 import { isReplayRequest, SpoolForwarder } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
-interface BufferDef extends NodeDef {
+interface SpoolDef extends NodeDef {
   topic: string;
   overlap: string;
   maxMB: string;
@@ -26,33 +26,33 @@ interface AckMessage extends NodeMessageInFlow {
 }
 
 /**
- * teleinfo-buffer: store-and-forward in front of Node-RED's mqtt out, which drops messages while its broker is
+ * teleinfo-spool: store-and-forward in front of Node-RED's mqtt out, which drops messages while its broker is
  * unreachable. A Status node watching the mqtt out tells it the link state, a Complete node watching it tells it
  * what the broker acknowledged; readings are spooled on disk, forwarded while the link is up, and forwarded again
  * in order (with the overlap from before the drop) when it comes back. A server that may have missed readings asks
  * for the overlap again with a replay request.
  */
 export = function register(RED: NodeAPI): void {
-  function TeleinfoBuffer(this: Node, config: BufferDef): void {
+  function TeleinfoSpool(this: Node, config: SpoolDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
     const topicTemplate = config.topic || 'teleinfo/{meter}/reading';
     const overlapS = Number(config.overlap ?? 60);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
-    const dir = spoolDir(path.join(userDir, 'teleinfo-buffer'), node.id);
+    const dir = spoolDir(path.join(userDir, 'teleinfo-spool'), node.id);
     let invalid = 0;
     // Scheduled from the spool's callbacks while it opens; rendered once it is open.
     const status = new ThrottledStatus(node, () => render());
     let forwarder: SpoolForwarder;
     try {
       if (!(overlapS > 0))
-        throw new Error(RED._('teleinfo-buffer.errors.overlap', { value: config.overlap }));
+        throw new Error(RED._('teleinfo-spool.errors.overlap', { value: config.overlap }));
       const spool = new Spool(dir, {
         maxBytes: Math.max(1, Number(config.maxMB) || 50) * 1024 * 1024,
         durability: config.durability === 'process' ? 'process' : 'power',
         onFault: (e) => fault(e),
         onQuarantine: (bytes, where, reason) =>
-          node.warn(RED._('teleinfo-buffer.log.quarantine', { bytes, where, reason, dir })),
+          node.warn(RED._('teleinfo-spool.log.quarantine', { bytes, where, reason, dir })),
       });
       forwarder = new SpoolForwarder(
         spool,
@@ -76,7 +76,7 @@ export = function register(RED: NodeAPI): void {
     }
     const spool = forwarder.spool;
     if (spool.counters.recovered > 0)
-      node.log(RED._('teleinfo-buffer.log.recovered', { count: spool.counters.recovered }));
+      node.log(RED._('teleinfo-spool.log.recovered', { count: spool.counters.recovered }));
     node.status(render());
 
     /** An I/O error the spool carried on through: in the status and the log (once per kind of error). */
@@ -94,27 +94,27 @@ export = function register(RED: NodeAPI): void {
           fill: 'red',
           shape: 'ring',
           text: problem.diskFull
-            ? RED._('teleinfo-buffer.status.diskFull', { count: forwarder.backlog })
+            ? RED._('teleinfo-spool.status.diskFull', { count: forwarder.backlog })
             : problem.message,
         };
       const mb = (spool.bytes / 1024 / 1024).toFixed(1);
       const dropped = spool.counters.dropped;
-      let tail = dropped > 0 ? RED._('teleinfo-buffer.status.dropped', { count: dropped }) : '';
+      let tail = dropped > 0 ? RED._('teleinfo-spool.status.dropped', { count: dropped }) : '';
       if (spool.counters.quarantines > 0)
-        tail += RED._('teleinfo-buffer.status.quarantined', { bytes: spool.counters.quarantinedBytes });
+        tail += RED._('teleinfo-spool.status.quarantined', { bytes: spool.counters.quarantinedBytes });
       switch (forwarder.state) {
         case 'down':
           return {
             fill: 'red',
             shape: 'ring',
-            text: RED._('teleinfo-buffer.status.down', { count: forwarder.backlog, mb }) + tail,
+            text: RED._('teleinfo-spool.status.down', { count: forwarder.backlog, mb }) + tail,
           };
         case 'replaying':
           return {
             fill: 'yellow',
             shape: 'dot',
             text:
-              RED._('teleinfo-buffer.status.replaying', {
+              RED._('teleinfo-spool.status.replaying', {
                 count: forwarder.backlog,
                 inFlight: forwarder.inFlight,
               }) + tail,
@@ -123,7 +123,7 @@ export = function register(RED: NodeAPI): void {
           return {
             fill: tail ? 'yellow' : 'green',
             shape: 'dot',
-            text: RED._('teleinfo-buffer.status.up', { count: forwarder.counters.forwarded }) + tail,
+            text: RED._('teleinfo-spool.status.up', { count: forwarder.counters.forwarded }) + tail,
           };
       }
     }
@@ -140,7 +140,7 @@ export = function register(RED: NodeAPI): void {
         return done();
       }
       if (isReplayRequest(msg.payload)) {
-        node.log(RED._('teleinfo-buffer.log.replay', { by: msg.payload.by }));
+        node.log(RED._('teleinfo-spool.log.replay', { by: msg.payload.by }));
         forwarder.replayOverlap();
         node.status(render());
         return done();
@@ -151,11 +151,11 @@ export = function register(RED: NodeAPI): void {
         return failInput(
           node,
           done,
-          `teleinfo-buffer expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, its completed messages from a Complete node, or a replay request; ${readings}`,
+          `teleinfo-spool expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, its completed messages from a Complete node, or a replay request; ${readings}`,
           {
             fill: 'red',
             shape: 'ring',
-            text: RED._('teleinfo-buffer.status.invalid', { count: invalid }),
+            text: RED._('teleinfo-spool.status.invalid', { count: invalid }),
           },
         );
       }
@@ -196,5 +196,5 @@ export = function register(RED: NodeAPI): void {
     return typeof status === 'object' && status !== null;
   }
 
-  RED.nodes.registerType('teleinfo-buffer', TeleinfoBuffer);
+  RED.nodes.registerType('teleinfo-spool', TeleinfoSpool);
 };
