@@ -88,7 +88,7 @@ async function seedShapeServer(broker: Mosquitto, influxd: Influxd, db: string) 
       await res.arrayBuffer();
     });
   });
-  await client.subscribeAsync('teleinfo/+/reading', { qos: 1 });
+  await client.subscribeAsync('teleinfo/+/+/reading', { qos: 1 });
   return { stop: () => client.endAsync() };
 }
 

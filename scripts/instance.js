@@ -42,8 +42,8 @@ function defaults(role, env) {
   return {
     ...common,
     MQTT_CLIENT_ID: 'teleinfo-server-1',
-    // Several servers share the load; a single one may use teleinfo/+/reading (see README, broker restarts).
-    MQTT_READINGS_TOPIC: '$share/teleinfo-ingest/teleinfo/+/reading',
+    // Several servers share the load; a single one may use teleinfo/+/+/reading (see README, broker restarts).
+    MQTT_READINGS_TOPIC: '$share/teleinfo-ingest/teleinfo/+/+/reading',
     INFLUX_URL: 'http://127.0.0.1:8086',
     INFLUX_DB: 'teleinfo',
   };

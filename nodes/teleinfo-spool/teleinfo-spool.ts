@@ -36,7 +36,14 @@ export = function register(RED: NodeAPI): void {
   function TeleinfoSpool(this: Node, config: SpoolDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
-    const topicTemplate = config.topic || 'teleinfo/{meter}/reading';
+    // `${PI_ID}` and the like are the flow's environment (the whole property is not one variable, so Node-RED
+    // does not substitute them itself); `{meter}` and `{source}` are each reading's.
+    let unset: string | null = null;
+    const topicTemplate = (config.topic || 'teleinfo/${PI_ID}/{meter}/reading').replace(/\$\{(\w+)\}/g, (_, name: string) => {
+      const value = RED.util.getSetting(node, name) as string | undefined;
+      if (value === undefined || value === null || value === '') unset ??= name;
+      return String(value ?? '');
+    });
     const overlapS = Number(config.overlap ?? 60);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
     const dir = spoolDir(path.join(userDir, 'teleinfo-spool'), node.id);

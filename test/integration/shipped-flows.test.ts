@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import mqtt from 'mqtt';
-import { freePort, serviceSkip, stopper, tcpOpen, tempDir, waitFor } from '../support/services';
-import { passwordFile } from '../support/tls';
+import { serviceSkip, tempDir, waitFor } from '../support/services';
+import { startShippedBroker } from '../support/shipped-broker';
+import { makeCertificates } from '../support/tls';
 
 const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json'));
 
@@ -75,75 +76,144 @@ test(
   },
 );
 
-/** docker/mosquitto/mosquitto.conf as docker-compose mounts it, with its container paths and port made local. */
-async function composeMosquitto(dir: string, port: number, passwd: string) {
-  let conf = fs.readFileSync(path.join(ROOT, 'docker', 'mosquitto', 'mosquitto.conf'), 'utf8');
-  for (const [line, local] of [
-    ['persistence_location /mosquitto/data/', `persistence_location ${dir}/`],
-    ['password_file /mosquitto/config/passwd', `password_file ${passwd}`],
-    ['listener 1883', `listener ${port} 127.0.0.1`],
-  ]) {
-    assert.ok(conf.includes(`\n${line}\n`), `mosquitto.conf has "${line}"`);
-    conf = conf.replace(`\n${line}\n`, `\n${local}\n`);
-  }
-  const file = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(file, `user root\n${conf}`); // as root, mosquitto would drop to a user that cannot write here
-  const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'ignore', 'ignore'] });
-  await waitFor(`mosquitto on ${port}`, () => tcpOpen(port));
-  return stopper(child, null);
-}
+const ACCOUNTS = {
+  servers: { 'teleinfo-server': 'server-pass' },
+  pis: { 'pi-a': 'pi-a-pass', 'pi-b': 'pi-b-pass' },
+};
 
 test(
-  'docker/mosquitto/mosquitto.conf on a local mosquitto: anonymous refused, its password file used, sessions kept across a restart',
-  { skip: serviceSkip('mosquitto') },
+  'docker/mosquitto as shipped on a local mosquitto: TLS only, one account each, and the ACL keeps every Pi to its own topics',
+  { skip: serviceSkip('mosquitto') || serviceSkip('openssl') },
   async () => {
     const dir = tempDir('compose-mosquitto');
-    const port = await freePort();
-    const passwd = passwordFile(dir, 'teleinfo', 'compose-pass');
-    const url = `mqtt://127.0.0.1:${port}`;
-    const account = {
-      username: 'teleinfo',
-      password: 'compose-pass',
-      protocolVersion: 5 as const,
-      reconnectPeriod: 0,
-    };
+    const certs = makeCertificates(path.join(dir, 'certs'));
+    let broker = await startShippedBroker(dir, path.join(dir, 'certs'), ACCOUNTS);
+    const tls = { ca: fs.readFileSync(certs.ca), protocolVersion: 5 as const, reconnectPeriod: 0 };
+    const as = (username: string, extra: mqtt.IClientOptions = {}) =>
+      mqtt.connectAsync(broker.url, {
+        ...tls,
+        username,
+        password: ACCOUNTS.pis[username as 'pi-a'] ?? ACCOUNTS.servers['teleinfo-server'],
+        ...extra,
+      });
     const server = {
-      ...account,
       clientId: 'compose-server',
       clean: false,
       properties: { sessionExpiryInterval: 3600 },
     };
-    let stop = await composeMosquitto(dir, port, passwd);
+    const clients: mqtt.MqttClient[] = [];
     try {
+      // Who gets in.
+      await assert.rejects(mqtt.connectAsync(broker.url, tls), /not authori[sz]ed/i, 'anonymous');
       await assert.rejects(
-        mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 }),
+        as('pi-a', { password: 'wrong' }),
+        /not authori[sz]ed|bad user/i,
+        'a wrong password',
+      );
+      await assert.rejects(
+        as('pi-a', { ca: fs.readFileSync(certs.otherCa) }),
+        /self[- ]signed|unable to verify|certificate/i,
+        'a client that does not trust the CA',
+      );
+      await assert.rejects(
+        mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, {
+          username: 'pi-a',
+          password: 'pi-a-pass',
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+          connectTimeout: 3000,
+        }),
+        'plain TCP to the TLS port',
+      );
+
+      // What each account may do. A refused message is followed by an allowed one from the same client: mosquitto
+      // delivers a client's QoS 1 messages in order, so the allowed one arriving first means the other never will.
+      const srv = await as('teleinfo-server', server);
+      const piA = await as('pi-a');
+      const piB = await as('pi-b');
+      clients.push(srv, piA, piB);
+      const got = (client: mqtt.MqttClient) => {
+        const topics: string[] = [];
+        client.on('message', (topic, payload) => topics.push(`${topic} ${payload.toString()}`));
+        return topics;
+      };
+      const atServer = got(srv);
+      const atA = got(piA);
+      const atB = got(piB);
+      await srv.subscribeAsync(['$share/teleinfo-ingest/teleinfo/+/+/reading', 'teleinfo/+/status'], {
+        qos: 1,
+      });
+      await piA.subscribeAsync(
+        ['teleinfo/+/+/reading', '$share/steal/teleinfo/+/+/reading', 'teleinfo/+/status', 'teleinfo/replay'],
+        { qos: 1 },
+      );
+      await piB.subscribeAsync('teleinfo/replay', { qos: 1 });
+      // MQTT 5: the broker says so in its PUBACK.
+      await assert.rejects(
+        piA.publishAsync('teleinfo/pi-b/021861348497/reading', 'forged', { qos: 1 }),
         /not authori[sz]ed/i,
       );
       await assert.rejects(
-        mqtt.connectAsync(url, { ...account, password: 'wrong' }),
-        /not authori[sz]ed|bad user/i,
+        piA.publishAsync('teleinfo/replay', 'forged replay', { qos: 1 }),
+        /not authori[sz]ed/i,
       );
+      await piA.publishAsync('teleinfo/pi-a/021861348497/reading', 'own', { qos: 1 });
+      await piA.publishAsync('teleinfo/pi-a/status', 'online', { qos: 1 });
+      await waitFor("the server getting pi-a's own reading and status", () => atServer.length >= 2);
+      assert.deepEqual(atServer, ['teleinfo/pi-a/021861348497/reading own', 'teleinfo/pi-a/status online']);
+      await srv.publishAsync('teleinfo/replay', 'replay', { qos: 1 });
+      await waitFor("pi-b getting the server's replay request", () => atB.length >= 1);
+      assert.deepEqual(atB, ['teleinfo/replay replay'], 'a Pi cannot publish a replay request');
+      await piB.publishAsync('teleinfo/pi-b/m2/reading', 'b', { qos: 1 });
+      await piB.publishAsync('teleinfo/pi-b/status', 'online', { qos: 1 });
+      await waitFor("the server getting pi-b's reading", () => atServer.length >= 4);
+      await waitFor('pi-a getting the replay request', () => atA.length >= 1);
+      assert.deepEqual(atA, ['teleinfo/replay replay'], 'a Pi reads no reading and no status, shared or not');
 
-      const subscriber = await mqtt.connectAsync(url, server);
-      await subscriber.subscribeAsync('teleinfo/+/reading', { qos: 1 });
-      await subscriber.endAsync();
-      const pi = await mqtt.connectAsync(url, account);
-      await pi.publishAsync('teleinfo/m1/reading', 'queued while the server is away', { qos: 1 });
-      await pi.endAsync();
-
-      await stop(); // SIGTERM: mosquitto saves its sessions
-      stop = await composeMosquitto(dir, port, passwd);
-      const back = mqtt.connect(url, server);
+      // The server's session and what was queued for it survive a broker restart.
+      await srv.endAsync();
+      clients.shift();
+      await piA.publishAsync('teleinfo/pi-a/021861348497/reading', 'queued while the server is away', {
+        qos: 1,
+      });
+      await broker.stop(); // SIGTERM: mosquitto saves its sessions
+      broker = await startShippedBroker(dir, path.join(dir, 'certs'), ACCOUNTS, broker);
+      const back = mqtt.connect(broker.url, {
+        ...tls,
+        username: 'teleinfo-server',
+        password: 'server-pass',
+        ...server,
+      });
+      clients.push(back);
       const received = new Promise<string>((resolve) => back.on('message', (_t, p) => resolve(p.toString())));
       const connack = await new Promise<{ sessionPresent: boolean }>((resolve) =>
         back.once('connect', resolve),
       );
       assert.equal(connack.sessionPresent, true);
       assert.equal(await received, 'queued while the server is away');
-      await back.endAsync();
     } finally {
-      await stop();
+      for (const c of clients) await c.endAsync(true);
+      await broker.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
 );
+
+test('docker/mosquitto/init.sh refuses an account without a password or with a name that is not an id', () => {
+  for (const [servers, why] of [
+    ['teleinfo-server', /has no password/],
+    ['bad/name:pass', /must be letters, digits/],
+  ] as const) {
+    const r = spawnSync('sh', [path.join(ROOT, 'docker', 'mosquitto', 'init.sh')], {
+      env: {
+        ...process.env,
+        MQTT_STATE_DIR: tempDir('init'),
+        MQTT_SERVER_ACCOUNTS: servers,
+        MQTT_PI_ACCOUNTS: 'pi-1:p',
+      },
+      encoding: 'utf8',
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, why);
+  }
+});

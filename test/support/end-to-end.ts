@@ -6,6 +6,7 @@ import { EcoDevicesSimulator, SimClock } from '../../nodes/lib/simulator/ecodevi
 import { simulatedBox } from '../../nodes/lib/simulator/cli';
 import { ROOT } from './fixtures';
 import { startInstance, type NodeRedProcess } from './node-red-process';
+import { startShippedBroker, type BrokerAccounts, type ShippedBroker } from './shipped-broker';
 import {
   freePort,
   startInfluxd,
@@ -81,16 +82,23 @@ export interface SiteOptions {
   readonly servers?: number;
   readonly readingsTopic?: string;
   /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
-  readonly secure?: { listener: string[]; env: Record<string, string> };
+  /**
+   * The shipped broker (docker/mosquitto: TLS, one account each, the ACL) with these accounts and certificates,
+   * and what the Pi and the servers are given to reach it.
+   */
+  readonly secure?: {
+    readonly certsDir: string;
+    readonly accounts: BrokerAccounts;
+    readonly pi: Record<string, string>;
+    readonly server: Record<string, string>;
+  };
 }
 
 export async function startSite(database: string, options: SiteOptions = {}): Promise<Site> {
   const mosquittoDir = tempDir('e2e-mosquitto');
-  const mosquitto = await startMosquitto({
-    dir: mosquittoDir,
-    global: projectBrokerSettings(),
-    listener: options.secure?.listener,
-  });
+  const mosquitto = options.secure
+    ? await startShippedBroker(mosquittoDir, options.secure.certsDir, options.secure.accounts)
+    : await startMosquitto({ dir: mosquittoDir, global: projectBrokerSettings() });
   const influxDir = tempDir('e2e-influxd');
   const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
   await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
@@ -119,7 +127,7 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
     pi: null as unknown as NodeRedProcess, // started last, once the servers subscribed
   };
   for (const i of serverDirs.keys()) site.servers.push(await startServer(site, i));
-  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.env);
+  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.pi);
   return site;
 }
 
@@ -130,12 +138,19 @@ export function mqttUrl(site: Pick<Site, 'options'>, port: number): string {
 
 /** Start mosquitto again on the same port and persistence directory. */
 export async function restartMosquitto(site: Site): Promise<void> {
-  site.mosquitto = await startMosquitto({
-    dir: site.mosquittoDir,
-    port: site.mosquitto.port,
-    global: projectBrokerSettings(),
-    listener: site.options.secure?.listener,
-  });
+  const { secure } = site.options;
+  site.mosquitto = secure
+    ? await startShippedBroker(
+        site.mosquittoDir,
+        secure.certsDir,
+        secure.accounts,
+        site.mosquitto as ShippedBroker,
+      )
+    : await startMosquitto({
+        dir: site.mosquittoDir,
+        port: site.mosquitto.port,
+        global: projectBrokerSettings(),
+      });
 }
 
 /** Start influxd again on the same port and data directory. */
@@ -151,7 +166,7 @@ export function serverEnv(site: Site, index: number): Record<string, string> {
   const { readingsTopic, secure } = site.options;
   return {
     ...(readingsTopic ? { MQTT_READINGS_TOPIC: readingsTopic } : {}),
-    ...secure?.env,
+    ...secure?.server,
     MQTT_URL: mqttUrl(site, site.mosquitto.port),
     MQTT_CLIENT_ID: `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: site.influxd.url,

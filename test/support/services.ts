@@ -82,7 +82,7 @@ export async function httpStatus(url: string, init?: RequestInit): Promise<numbe
   return res.status;
 }
 
-function launch(cmd: string, args: string[], dir: string): ChildProcess {
+export function launch(cmd: string, args: string[], dir: string): ChildProcess {
   const log = fs.openSync(path.join(dir, 'service.log'), 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
   fs.closeSync(log);

@@ -1,5 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 
 export interface Certificates {
@@ -11,58 +9,19 @@ export interface Certificates {
   readonly otherCa: string;
 }
 
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A test CA and a broker certificate for 127.0.0.1 (an IP subject alternative name), made with openssl. */
-export function makeCertificates(dir: string): Certificates {
-  for (const ca of ['ca', 'other-ca'])
-    openssl(dir, [
-      'req',
-      '-x509',
-      ...EC_KEY,
-      '-keyout',
-      `${ca}.key`,
-      '-out',
-      `${ca}.crt`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=teleinfo test ${ca}`,
-    ]);
-  openssl(dir, ['req', ...EC_KEY, '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=127.0.0.1']);
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    'broker.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-    '-out',
-    'broker.crt',
-  ]);
-  return {
-    ca: path.join(dir, 'ca.crt'),
-    cert: path.join(dir, 'broker.crt'),
-    key: path.join(dir, 'broker.key'),
-    otherCa: path.join(dir, 'other-ca.crt'),
+// The project's own certificate script (npm run certs), as a user runs it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const certs = require('../../../scripts/certs.js') as {
+  makeCertificates(o: { out: string; hosts: string[]; days?: number }): {
+    ca: string;
+    cert: string;
+    key: string;
   };
-}
+};
 
-/** A mosquitto password file with one account. */
-export function passwordFile(dir: string, user: string, password: string): string {
-  const file = path.join(dir, 'passwd');
-  execFileSync('mosquitto_passwd', ['-b', '-c', file, user, password], { stdio: 'pipe' });
-  return file;
+/** A test CA and a broker certificate for 127.0.0.1, from `npm run certs`; and a CA that signed nothing of it. */
+export function makeCertificates(dir: string): Certificates {
+  const made = certs.makeCertificates({ out: dir, hosts: ['127.0.0.1', 'localhost'], days: 2 });
+  const other = certs.makeCertificates({ out: path.join(dir, 'other'), hosts: ['127.0.0.1'], days: 2 });
+  return { ...made, otherCa: other.ca };
 }
