@@ -1,6 +1,7 @@
 'use strict';
 // A Node-RED instance running one of the shipped flows (flows/pi.json or flows/server.json) with this package
 // loaded from the working tree: used by `npm start` and the end-to-end tests.
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -49,22 +50,64 @@ function defaults(role, env) {
   };
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
 /**
- * Write the userDir of an instance: settings.js (port, plaintext credentials file, this package), the shipped
- * flow as flows.json, and flows_cred.json from the environment (Node-RED does not read inline credentials from a
- * flow file). Returns the node arguments and environment to start it with.
+ * What the instance may do with the security it is given: listening beyond loopback needs the editor locked
+ * (adminAuth from a bcrypt hash) and the credentials encrypted. Throws what is missing.
  */
-function prepareInstance({ role, userDir, port, env = process.env, flows }) {
+function checkSecurity(env) {
+  const host = env.NODE_RED_HOST || '127.0.0.1';
+  const hash = env.NODE_RED_ADMIN_HASH;
+  if (hash && !/^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash))
+    throw new Error('NODE_RED_ADMIN_HASH is not a bcrypt hash: make one with `npx node-red admin hash-pw`');
+  if (LOOPBACK.has(host)) return;
+  const missing = ['NODE_RED_ADMIN_HASH', 'NODE_RED_CREDENTIAL_SECRET'].filter((k) => !env[k]);
+  if (missing.length > 0)
+    throw new Error(
+      `refusing to listen on ${host} without ${missing.join(' and ')}: anyone who reaches the editor could run code ` +
+        'and read its credentials (make the hash with `npx node-red admin hash-pw`)',
+    );
+}
+
+/** flows_cred.json as Node-RED writes it with a credential secret (aes-256-ctr under sha256(secret)). */
+function credentialsFile(credentials, secret) {
+  if (!secret) return credentials;
+  const key = crypto.createHash('sha256').update(secret).digest();
+  const iv = crypto.randomBytes(16);
+  const cipher = crypto.createCipheriv('aes-256-ctr', key, iv);
+  return {
+    $:
+      iv.toString('hex') +
+      cipher.update(JSON.stringify(credentials), 'utf8', 'base64') +
+      cipher.final('base64'),
+  };
+}
+
+/**
+ * Write the userDir of an instance: settings.js (port; secrets are read from the environment at start), and, on
+ * its first start only (or with `reseed`), the shipped flow as flows.json and flows_cred.json from the environment
+ * (Node-RED does not read inline credentials from a flow file), encrypted with NODE_RED_CREDENTIAL_SECRET. Later
+ * starts keep what was deployed in the editor. Returns the node arguments and environment to start it with.
+ */
+function prepareInstance({ role, userDir, port, env = process.env, flows, reseed = false }) {
   const merged = { ...defaults(role, env), ...env };
+  checkSecurity(merged);
   fs.mkdirSync(userDir, { recursive: true });
   const settings = path.join(userDir, 'settings.js');
   fs.writeFileSync(
     settings,
     `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port} });\n`,
   );
-  const flowJson = flows ?? JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flowJson, null, 2));
-  fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(CREDENTIALS[role](merged), null, 2));
+  const flowFile = path.join(userDir, 'flows.json');
+  if (reseed || !fs.existsSync(flowFile)) {
+    const flowJson = flows ?? JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
+    fs.writeFileSync(flowFile, JSON.stringify(flowJson, null, 2));
+    const credentials = credentialsFile(CREDENTIALS[role](merged), merged.NODE_RED_CREDENTIAL_SECRET);
+    fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2), {
+      mode: 0o600,
+    });
+  }
   return {
     args: [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settings],
     env: merged,
@@ -73,16 +116,25 @@ function prepareInstance({ role, userDir, port, env = process.env, flows }) {
 
 module.exports = { prepareInstance, ROOT };
 
-// `node scripts/instance.js <pi|server> <userDir> [port]`: prepare and run one instance in this process's place
-// (the docker-compose entry point).
+// `node scripts/instance.js <pi|server> <userDir> [port] [--reseed]`: prepare and run one instance in this
+// process's place (the containers' entry point). --reseed (or TELEINFO_RESEED=1) replaces the flows and
+// credentials with the shipped ones.
 if (require.main === module) {
-  const [role, userDir, port = '1880'] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const reseed = args.includes('--reseed') || process.env.TELEINFO_RESEED === '1';
+  const [role, userDir, port = '1880'] = args.filter((a) => a !== '--reseed');
   if (!CREDENTIALS[role] || !userDir) {
-    console.error('usage: node scripts/instance.js <pi|server> <userDir> [port]');
+    console.error('usage: node scripts/instance.js <pi|server> <userDir> [port] [--reseed]');
+    process.exit(2);
+  }
+  let instance;
+  try {
+    instance = prepareInstance({ role, userDir, port: Number(port), reseed });
+  } catch (e) {
+    console.error(`instance.js: ${e.message}`);
     process.exit(2);
   }
   const { spawn } = require('node:child_process');
-  const instance = prepareInstance({ role, userDir, port: Number(port) });
   const child = spawn(process.execPath, instance.args, { stdio: 'inherit', env: instance.env });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code) => process.exit(code ?? 0));

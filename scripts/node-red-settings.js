@@ -1,19 +1,29 @@
 'use strict';
-// Settings for a Node-RED instance that loads this package from the working tree (demo and tests).
+// Settings for a Node-RED instance that loads this package from the working tree (demo, tests, containers).
+// Secrets are read from the environment when Node-RED starts, never written into the userDir:
+//   NODE_RED_HOST               where the editor listens (default 127.0.0.1)
+//   NODE_RED_ADMIN_USER         the editor's account (default admin)
+//   NODE_RED_ADMIN_HASH         its bcrypt password hash (`npx node-red admin hash-pw`); with it, adminAuth is on
+//   NODE_RED_CREDENTIAL_SECRET  the key flows_cred.json is encrypted with
+// scripts/instance.js refuses to start an instance listening beyond loopback without the last two.
 const path = require('node:path');
 
-module.exports = function settings({
-  port,
-  flowFile = 'flows.json',
-  credentialSecret = false,
-  logLevel = 'info',
-}) {
+module.exports = function settings({ port, flowFile = 'flows.json', logLevel = 'info', env = process.env }) {
+  const hash = env.NODE_RED_ADMIN_HASH;
   return {
-    // Local only, unless a container publishes it (docker-compose sets NODE_RED_HOST=0.0.0.0).
-    uiHost: process.env.NODE_RED_HOST || '127.0.0.1',
+    uiHost: env.NODE_RED_HOST || '127.0.0.1',
     uiPort: port,
     flowFile,
-    credentialSecret,
+    // Without a secret (a demo on loopback), the credentials file stays plain: there is nothing to keep it from.
+    credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || false,
+    ...(hash
+      ? {
+          adminAuth: {
+            type: 'credentials',
+            users: [{ username: env.NODE_RED_ADMIN_USER || 'admin', password: hash, permissions: '*' }],
+          },
+        }
+      : {}),
     nodesDir: [path.resolve(__dirname, '..')],
     telemetry: { enabled: false, updateNotification: false },
     diagnostics: { enabled: false, ui: false },

@@ -53,7 +53,14 @@ export async function startNodeRed(
  */
 export async function startInstance(
   role: 'pi' | 'server',
-  options: { env: Record<string, string>; dir: string; port?: number; flows?: unknown[] },
+  options: {
+    env: Record<string, string>;
+    dir: string;
+    port?: number;
+    flows?: unknown[];
+    /** Write the flows and credentials again even if the userDir has them (what each test means to run). */
+    reseed?: boolean;
+  },
 ): Promise<NodeRedProcess> {
   const port = options.port ?? (await freePort());
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- the launcher is plain JS shared with npm start
@@ -66,6 +73,7 @@ export async function startInstance(
     port,
     env: { ...process.env, ...options.env },
     flows: options.flows,
+    reseed: options.reseed ?? true,
   });
   return launch(options.dir, port, prepared.args, prepared.env, false);
 }
