@@ -139,7 +139,7 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
         }
         fs.rmSync(tlsDir, { recursive: true, force: true });
       }
-      report('mqtts with a password', r);
+      report('shipped broker, TLS and ACL', r);
     },
   );
 
