@@ -20,6 +20,7 @@ acl="$dir/acl"
   echo '# A Pi: its own readings and status, and the servers replay requests (a pattern: %u is its account).'
   echo 'pattern write teleinfo/%u/+/reading'
   echo 'pattern write teleinfo/%u/status'
+  echo '# (mosquitto warns that this pattern has no %u: it is meant for every Pi)'
   echo 'pattern read teleinfo/replay'
 } > "$acl.new"
 add() {
@@ -39,6 +40,8 @@ for account in $MQTT_SERVER_ACCOUNTS; do
     echo 'topic read teleinfo/+/+/reading'
     echo 'topic read teleinfo/+/status'
     echo 'topic write teleinfo/replay'
+    echo '# the container health check reads this'
+    echo 'topic read $SYS/broker/uptime'
   } >> "$acl.new"
 done
 for account in $MQTT_PI_ACCOUNTS; do add "$account"; done

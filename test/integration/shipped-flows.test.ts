@@ -54,25 +54,39 @@ describe('shipped flows and examples load in a real Node-RED', () => {
 });
 
 test(
-  'docker-compose.yml is valid (docker-compose config -q) and sets no default password',
+  'docker-compose.yml is valid (docker-compose config -q) with .env.example filled in, and refuses to start without any secret, naming it',
   { skip: serviceSkip('docker-compose') },
   () => {
-    const secrets = ['MQTT_USER', 'MQTT_PASSWORD', 'INFLUX_ADMIN_PASSWORD', 'INFLUX_USER', 'INFLUX_PASSWORD'];
-    const compose = (env: NodeJS.ProcessEnv) =>
-      execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], {
-        env,
-        stdio: 'pipe',
-      });
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !secrets.includes(k)));
-    compose({ ...clean, ...Object.fromEntries(secrets.map((k) => [k, 'x'])) });
-    // Without them it refuses: there is no default to fall back on.
-    assert.throws(() => compose(clean), /set (MQTT|INFLUX)_/);
+    // What .env.example asks for: every variable, the empty ones (no default) being the secrets.
+    const example = fs
+      .readFileSync(path.join(ROOT, '.env.example'), 'utf8')
+      .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const);
+    const secrets = example.filter(([, v]) => v === '').map(([k]) => k);
+    assert.ok(secrets.length >= 8, `secrets in .env.example: ${secrets.join(', ')}`);
+    const filled = Object.fromEntries(example.map(([k, v]) => [k, v || 'x']));
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in filled)));
+    const compose = (env: Record<string, string | undefined>) =>
+      execFileSync(
+        'docker-compose',
+        ['-f', path.join(ROOT, 'docker-compose.yml'), '--profile', 'pi', 'config', '-q'],
+        { env: { ...clean, ...env }, stdio: 'pipe', cwd: tempDir('compose') },
+      );
+    compose(filled);
+    for (const secret of secrets) {
+      const without = { ...filled, [secret]: undefined };
+      assert.throws(() => compose(without), new RegExp(`set ${secret}`), `refuses without ${secret}`);
+    }
     const text = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
     assert.doesNotMatch(
       text,
-      /^\s*\w*PASSWORD\w*:\s*(?!\$\{)\S/m,
-      'passwords come from the environment (${VAR:?})',
+      /^\s*\w*(PASSWORD|SECRET|HASH)\w*:\s*(?!\$\{)\S/m,
+      'secrets come from the environment (${VAR:?})',
     );
+    // Published: only the TLS broker, the locked editors and Grafana's login.
+    const published = [...text.matchAll(/^\s+- '(\d+):\d+'$/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(published, ['1880', '1881', '3000', '8883']);
   },
 );
 
