@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import yaml from 'js-yaml';
+import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
+import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
+import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
+import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
+import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
+import { ROOT } from '../support/fixtures';
+import { helper, startHelper, stopHelper } from '../support/node-red';
+import { serviceSkip, startInfluxd, tempDir, waitFor, type Influxd } from '../support/services';
+
+/**
+ * The provisioned Grafana dashboard without a Grafana (none runs here): its structure as provisioning needs it,
+ * and every InfluxQL query of every panel, its macros expanded as Grafana expands them, against a real influxd
+ * holding two days of readings written by influx-teleinfo-out.
+ */
+
+interface Target {
+  refId: string;
+  datasource: { uid: string };
+  rawQuery: boolean;
+  query: string;
+}
+interface Panel {
+  id: number;
+  title: string;
+  datasource: { uid: string };
+  targets: Target[];
+}
+interface Dashboard {
+  uid: string;
+  timezone: string;
+  panels: Panel[];
+  templating: { list: { name: string; type: string; query: string; datasource?: { uid: string } }[] };
+}
+
+const dashboard = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'docker', 'grafana', 'dashboards', 'teleinfo.json'), 'utf8'),
+) as Dashboard;
+const datasources = yaml.load(
+  fs.readFileSync(
+    path.join(ROOT, 'docker', 'grafana', 'provisioning', 'datasources', 'influxdb.yaml'),
+    'utf8',
+  ),
+) as {
+  apiVersion: number;
+  datasources: {
+    uid: string;
+    type: string;
+    user: string;
+    jsonData: { dbName: string };
+    secureJsonData: { password: string };
+  }[];
+};
+
+// Midnight in Paris (UTC+1 in winter) on 15 January, and two days and an hour of readings every 10 minutes.
+const T0 = Date.parse('2026-01-14T23:00:00Z');
+const STEP = 10 * 60_000;
+const END = T0 + 2 * 86_400_000 + 3_600_000;
+const METERS: [string, Contract][] = [
+  ['021000000001', 'BASE'],
+  ['021000000002', 'HC'],
+  ['021000000003', 'TEMPO'],
+];
+const WATER = 'box-water';
+const ADMIN = 'admin:grafana-pass';
+
+function readings(): Reading[] {
+  const out: Reading[] = [];
+  for (const [i, [adco, contract]] of METERS.entries()) {
+    const meter = new SimulatedMeter({ adco, contract, phases: 1, isousc: 45, seed: i + 1, origin: T0 });
+    const decoder = new TicStreamDecoder({ mode: 'historic' });
+    for (let t = T0; t < END; t += STEP)
+      for (const frame of decoder.push(
+        Buffer.from(encodeTicFrame('historic', meter.historicGroups(t)), 'latin1'),
+      ).frames)
+        out.push(readingFromTicFrame(frame, new Date(t)));
+  }
+  for (let t = T0, index = 512_000; t < END; t += STEP, index += (t / STEP) % 7) {
+    out.push({
+      meter: WATER,
+      source: 'ecodevices',
+      time: new Date(t).toISOString(),
+      tariffOption: null,
+      tariffPeriod: null,
+      apparentPower: null,
+      energyTotal: null,
+      energyIndexes: {},
+      currents: [],
+      phases: 1,
+      overrun: false,
+      values: { index, day: 0, flow: 0 },
+      counter: { input: 'C1', name: 'water' },
+    });
+  }
+  return out;
+}
+
+/** The Paris calendar day of an instant, as Grafana's tz('Europe/Paris') groups it. */
+const parisDay = (t: number) => new Date(t).toLocaleDateString('en-CA', { timeZone: 'Europe/Paris' });
+
+/** The macros of a query, expanded as Grafana's InfluxDB datasource does. */
+function expand(query: string, meters: string[]): string {
+  const vars = Object.fromEntries(
+    dashboard.templating.list.filter((v) => v.type === 'textbox').map((v) => [v.name, v.query]),
+  );
+  const escaped = meters.map((m) => m.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&'));
+  return query
+    .replace(/\$timeFilter/g, `time >= ${T0}ms and time <= ${END}ms`)
+    .replace(/\$__interval/g, '10m')
+    .replace(/\$meter\b/g, `(${escaped.join('|')})`)
+    .replace(/\$(\w+)/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+describe('the Grafana dashboard and datasource as provisioned', () => {
+  test('what provisioning needs: uids, the datasource uid on every panel and target, unique panel ids, a valid datasource', () => {
+    assert.equal(dashboard.uid, 'teleinfo');
+    assert.equal(dashboard.timezone, 'Europe/Paris');
+    const [ds] = datasources.datasources;
+    assert.equal(datasources.apiVersion, 1);
+    assert.equal(ds.type, 'influxdb');
+    assert.equal(ds.jsonData.dbName, 'teleinfo');
+    assert.equal(ds.user, '$INFLUX_USER', 'credentials from the environment');
+    assert.equal(ds.secureJsonData.password, '$INFLUX_PASSWORD');
+    const ids = dashboard.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'unique panel ids');
+    for (const p of dashboard.panels) {
+      assert.equal(p.datasource.uid, ds.uid, `panel ${p.title}`);
+      assert.ok(p.targets.length > 0);
+      for (const t of p.targets) {
+        assert.equal(t.datasource.uid, ds.uid, `a target of ${p.title}`);
+        assert.ok(t.rawQuery && t.query.startsWith('SELECT'), `${p.title}: a raw InfluxQL query`);
+      }
+    }
+    const meter = dashboard.templating.list.find((v) => v.name === 'meter');
+    assert.equal(meter?.datasource?.uid, ds.uid);
+  });
+
+  describe(
+    'every panel query against a real influxd with two days of readings',
+    { skip: serviceSkip('influxd') },
+    () => {
+      let influxd: Influxd;
+      const data = readings();
+      const db = 'teleinfo';
+      before(async () => {
+        influxd = await startInfluxd({ adminPassword: ADMIN.split(':')[1] });
+        await influxd.query(`CREATE DATABASE ${db}`, undefined, ADMIN);
+        helper.settings({ userDir: tempDir('grafana-writer') });
+        await startHelper();
+        await helper.load(
+          [influxServer, influxOut] as never,
+          [
+            { id: 'tab', type: 'tab' },
+            {
+              id: 'influx',
+              type: 'influxdb-teleinfo-server',
+              url: influxd.url,
+              api: '1',
+              database: db,
+              batchSize: '5000',
+              flushMs: '50',
+            },
+            { id: 'out', z: 'tab', type: 'influx-teleinfo-out', server: 'influx', measurement: 'teleinfo' },
+          ] as never,
+          { influx: { user: 'admin', password: ADMIN.split(':')[1] } },
+        );
+        helper.getNode('out').receive({ payload: data });
+        await waitFor('every reading stored', async () => {
+          const r = await influxd.query('SELECT count("phases") FROM teleinfo', db, ADMIN);
+          return r.results[0]?.series?.[0]?.values[0][1] === data.length;
+        });
+      });
+      after(async () => {
+        await stopHelper();
+        helper.settings({});
+        await influxd.stop();
+      });
+
+      const meters = [...METERS.map(([m]) => m), WATER];
+      async function panel(id: number) {
+        const p = dashboard.panels.find((x) => x.id === id)!;
+        const r = await influxd.query(expand(p.targets[0].query, meters), db, ADMIN);
+        assert.equal(
+          (r.results[0] as { error?: string }).error,
+          undefined,
+          `${p.title}: ${p.targets[0].query}`,
+        );
+        return r.results[0].series ?? [];
+      }
+      /** The index difference of a day, from the readings themselves: last of that day minus last of the day before. */
+      function dayDelta(meter: string, label: string, day: string, before: string): number {
+        const last = (d: string) =>
+          Math.max(
+            ...data
+              .filter((r) => r.meter === meter && parisDay(Date.parse(r.time)) === d)
+              .map((r) => Number(r.values[label])),
+          );
+        return last(day) - last(before);
+      }
+
+      test('the meter variable lists every meter', async () => {
+        const q = dashboard.templating.list.find((v) => v.name === 'meter')!.query;
+        const r = await influxd.query(q, db, ADMIN);
+        assert.deepEqual(r.results[0].series![0].values.map((v) => v[1]).sort(), meters.sort());
+      });
+
+      test('every panel query runs, with its macros expanded', async () => {
+        for (const p of dashboard.panels) await panel(p.id);
+      });
+
+      test('energy and cost per Paris day: the HC and HP of 16 January are the index differences the meter produced', async () => {
+        const hc = METERS[1][0];
+        const energy = (await panel(2)).find((s) => s.tags?.meter === hc)!;
+        const columns = energy.columns;
+        const row = energy.values.find((v) => v[0] === Date.parse('2026-01-15T23:00:00Z'))!;
+        assert.ok(row, 'a value for 16 January (Paris midnight is 23:00 UTC)');
+        const expectHc = dayDelta(hc, 'HCHC', '2026-01-16', '2026-01-15') / 1000;
+        const expectHp = dayDelta(hc, 'HCHP', '2026-01-16', '2026-01-15') / 1000;
+        assert.ok(expectHc > 0 && expectHp > 0, 'the simulated meter consumed in both periods');
+        assert.ok(
+          Math.abs((row[columns.indexOf('HC')] as number) - expectHc) < 1e-9,
+          `HC ${String(row[columns.indexOf('HC')])} kWh, expected ${expectHc}`,
+        );
+        assert.ok(Math.abs((row[columns.indexOf('HP')] as number) - expectHp) < 1e-9);
+        const cost = (await panel(3)).find((s) => s.tags?.meter === hc)!;
+        const costRow = cost.values.find((v) => v[0] === row[0])!;
+        const price = (name: string) => Number(dashboard.templating.list.find((v) => v.name === name)!.query);
+        assert.ok(
+          Math.abs((costRow[cost.columns.indexOf('HC')] as number) - expectHc * price('price_hc')) < 1e-9,
+        );
+        // The Tempo meter's energy lands in its colour's columns, the BASE meter's in Base.
+        const tempo = (await panel(2)).find((s) => s.tags?.meter === METERS[2][0])!;
+        const tempoRow = tempo.values.find((v) => v[0] === row[0])!;
+        const tempoSum = tempo.columns
+          .filter((c) => c.startsWith('Tempo'))
+          .reduce((n, c) => n + ((tempoRow[tempo.columns.indexOf(c)] as number | null) ?? 0), 0);
+        const tempoExpected = ['BBRHCJB', 'BBRHPJB', 'BBRHCJW', 'BBRHPJW', 'BBRHCJR', 'BBRHPJR'].reduce(
+          (n, l) => n + dayDelta(METERS[2][0], l, '2026-01-16', '2026-01-15') / 1000,
+          0,
+        );
+        assert.ok(
+          Math.abs(tempoSum - tempoExpected) < 1e-6,
+          `Tempo ${tempoSum} kWh, expected ${tempoExpected}`,
+        );
+        const base = (await panel(2)).find((s) => s.tags?.meter === METERS[0][0])!;
+        const baseRow = base.values.find((v) => v[0] === row[0])!;
+        assert.ok(
+          Math.abs(
+            (baseRow[base.columns.indexOf('Base')] as number) -
+              dayDelta(METERS[0][0], 'BASE', '2026-01-16', '2026-01-15') / 1000,
+          ) < 1e-9,
+        );
+      });
+
+      test('power, currents, the water counter and the last reading per meter', async () => {
+        const power = await panel(1);
+        assert.deepEqual(
+          power.map((s) => s.tags?.meter).sort(),
+          METERS.map(([m]) => m).sort(),
+          'power for the electricity meters',
+        );
+        const currents = await panel(4);
+        assert.ok(currents.every((s) => s.columns.includes('I')));
+        const water = await panel(6);
+        assert.deepEqual(
+          water.map((s) => s.tags?.meter),
+          [WATER],
+        );
+        const waterRow = water[0].values.find((v) => v[0] === Date.parse('2026-01-15T23:00:00Z'))!;
+        const lastIndex = (d: string) =>
+          Math.max(
+            ...data
+              .filter((r) => r.meter === WATER && parisDay(Date.parse(r.time)) === d)
+              .map((r) => Number(r.values.index)),
+          );
+        assert.equal(waterRow[1], lastIndex('2026-01-16') - lastIndex('2026-01-15'));
+        const last = await panel(7);
+        for (const s of last) {
+          const newest = Math.max(
+            ...data.filter((r) => r.meter === s.tags!.meter).map((r) => Date.parse(r.time)),
+          );
+          assert.equal(s.values[0][0], newest, `the last reading of ${s.tags!.meter}`);
+        }
+      });
+    },
+  );
+});
