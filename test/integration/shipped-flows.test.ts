@@ -84,9 +84,15 @@ test(
       /^\s*\w*(PASSWORD|SECRET|HASH)\w*:\s*(?!\$\{)\S/m,
       'secrets come from the environment (${VAR:?})',
     );
-    // Published: only the TLS broker, the locked editors and Grafana's login.
-    const published = [...text.matchAll(/^\s+- '(\d+):\d+'$/gm)].map((m) => m[1]).sort();
-    assert.deepEqual(published, ['1880', '1881', '3000', '8883']);
+    // Published to the network: only the TLS broker. The editors and Grafana (plain HTTP behind their logins) on the
+    // host's loopback only, for an SSH tunnel or a TLS reverse proxy.
+    const ports = [...text.matchAll(/^\s+- '([\d.:]+)'$/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(ports, [
+      '127.0.0.1:1880:1880',
+      '127.0.0.1:1881:1880',
+      '127.0.0.1:3000:3000',
+      '8883:8883',
+    ]);
   },
 );
 
