@@ -20,6 +20,8 @@ const CREDENTIALS = {
       password: env.INFLUX_PASSWORD || '',
       token: env.INFLUX_TOKEN || '',
     },
+    // The Pi status points (Grafana's "Pis online"), written by a core http request node.
+    'srv-pi-write': { user: env.INFLUX_USER || '', password: env.INFLUX_PASSWORD || '' },
   }),
 };
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import {
+  pisOnline,
   readings,
   report,
   restartInfluxd,
@@ -51,9 +52,14 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     site = await startSite('happy');
     // The server tracks the Pi's retained status topic: its birth message, then its close message when it stops.
     await waitFor('the Pi online, seen by the server', () => piStatus('online')(site!.servers[0].log()));
+    await waitFor(
+      'the Pi online in InfluxDB, for Grafana',
+      async () => (await pisOnline(site!))['pi-e2e'] === true,
+    );
     await readings(site, 20);
     const r = await settle(site);
     report('happy path', r);
+    await waitFor('the Pi offline in InfluxDB', async () => (await pisOnline(site!))['pi-e2e'] === false);
     assert.equal(new Set([...sentKeys(site.piDir).keys()].map((k) => k.split(' ')[0])).size, 4);
     await waitFor('the Pi offline, seen by the server', () => piStatus('offline')(site!.servers[0].log()));
   });

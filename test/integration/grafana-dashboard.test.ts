@@ -256,6 +256,20 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
         );
       });
 
+      test('the Pis online: the last status each Pi had', async () => {
+        const res = await fetch(`${influxd.url}/write?db=${db}&u=admin&p=${ADMIN.split(':')[1]}`, {
+          method: 'POST',
+          body: [
+            'teleinfo_pi,pi=pi-a online=true 1',
+            'teleinfo_pi,pi=pi-b online=true 2',
+            'teleinfo_pi,pi=pi-a online=false 3',
+          ].join('\n'),
+        });
+        assert.equal(res.status, 204);
+        const pis = Object.fromEntries((await panel(8)).map((s) => [s.tags!.pi, s.values[0][1]]));
+        assert.deepEqual(pis, { 'pi-a': false, 'pi-b': true });
+      });
+
       test('power, currents, the water counter and the last reading per meter', async () => {
         const power = await panel(1);
         assert.deepEqual(

@@ -254,6 +254,16 @@ export async function storedKeys(
   return keys;
 }
 
+/** The last state of each Pi the server wrote for Grafana's "Pis online" (measurement teleinfo_pi). */
+export async function pisOnline(site: Pick<Site, 'influxd' | 'database'>): Promise<Record<string, boolean>> {
+  const r = await site.influxd.query(
+    'SELECT last("online") FROM teleinfo_pi GROUP BY "pi"',
+    site.database,
+    `admin:${PASSWORD}`,
+  );
+  return Object.fromEntries((r.results[0]?.series ?? []).map((s) => [s.tags!.pi, s.values[0][1] as boolean]));
+}
+
 /**
  * Wait until a reading the Pi emitted after `before` was taken is in InfluxDB: the Pi is back on the broker (its
  * client retries every 5 s) and the path to the server works again. Settling earlier would stop the Pi with its
