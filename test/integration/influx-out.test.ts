@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, beforeEach, afterEach, describe, test } from 'node:test';
 import fc from 'fast-check';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
@@ -6,7 +8,7 @@ import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo
 import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
-import { helper, startHelper, stopHelper } from '../support/node-red';
+import { emitter, helper, startHelper, stopHelper } from '../support/node-red';
 import { hcReading } from '../support/readings';
 import {
   serviceSkip,
@@ -67,8 +69,10 @@ describe(
       influxd = await startInfluxd({ adminPassword: ADMIN.split(':')[1] });
     });
     after(() => influxd.stop());
+    let userDir: string;
     beforeEach(async () => {
-      helper.settings({ userDir: tempDir('nr-user') });
+      userDir = tempDir('nr-user');
+      helper.settings({ userDir });
       await startHelper();
     });
     afterEach(async () => {
@@ -114,6 +118,51 @@ describe(
         for (const [label, value] of Object.entries(r.energyIndexes)) assert.equal(row[label], value, label);
         assert.equal(row.PTEC, r.values.PTEC);
       }
+    });
+
+    test('one field type conflict in a batch: the other lines are stored, only that one is dead-lettered', async () => {
+      await influxd.query('CREATE DATABASE conflict', undefined, ADMIN);
+      // An older writer made ADPS a float in this shard: an integer ADPS is now a field type conflict.
+      const older = await fetch(
+        `${influxd.url}/write?db=conflict&precision=ms&u=admin&p=${ADMIN.split(':')[1]}`,
+        {
+          method: 'POST',
+          body: `teleinfo,meter=older ADPS=1.5,PAPP=1i ${T0 - 1000}`,
+        },
+      );
+      assert.equal(older.status, 204);
+      const readings = Array.from({ length: 500 }, (_, i) => {
+        const r = hcReading('conflicted', T0 + i * 1000, i);
+        return i === 321 ? { ...r, values: { ...r.values, ADPS: 52 } } : r;
+      });
+      const out = await loadWriter(
+        { url: influxd.url, api: '1', database: 'conflict' },
+        { user: 'admin', password: ADMIN.split(':')[1] },
+      );
+      const errors: string[] = [];
+      emitter(out).on('call:error', (c: { args: [unknown] }) => errors.push(String(c.args[0])));
+      for (const r of readings) out.receive({ payload: r });
+      await waitFor(
+        'the good points',
+        async () => (await count('conflict', "WHERE meter = 'conflicted'")) === 499,
+      );
+      // InfluxDB 1.x writes the good points of a refused batch at once; the bisection then isolates the bad one.
+      await waitFor('done(err) for that reading', () => errors.length > 0);
+      const deadLetters = fs
+        .readFileSync(path.join(userDir, 'teleinfo-spool', 'influx', 'dead-letter.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { status: number; error: string; lines: string[] });
+      assert.equal(deadLetters.length, 1);
+      assert.equal(deadLetters[0].status, 400);
+      assert.match(deadLetters[0].error, /field type conflict/);
+      assert.deepEqual(deadLetters[0].lines.length, 1);
+      assert.match(deadLetters[0].lines[0], new RegExp(` ${T0 + 321_000}$`));
+      assert.equal(errors.length, 1, 'one message failed: the one whose line was refused');
+      assert.match(errors[0], /rejected 1 lines/);
+      console.log(
+        `# type conflict: sent 500, stored ${await count('conflict', "WHERE meter = 'conflicted'")}, dead-lettered 1`,
+      );
     });
 
     test('a replay is idempotent: the same readings twice leave one point each', async () => {
