@@ -25,6 +25,9 @@ module.exports = function settings({ port, flowFile = 'flows.json', logLevel = '
         }
       : {}),
     nodesDir: [path.resolve(__dirname, '..')],
+    // Context on disk (userDir/context, flushed every 30 s and at shutdown): teleinfo-alert's active alerts and the
+    // server's Pi status survive a restart.
+    contextStorage: { default: { module: 'localfilesystem' } },
     telemetry: { enabled: false, updateNotification: false },
     diagnostics: { enabled: false, ui: false },
     externalModules: { palette: { allowInstall: false } },

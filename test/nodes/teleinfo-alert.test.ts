@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import alert from '../../nodes/teleinfo-alert/teleinfo-alert';
+import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
+import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
+import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
+import { coreNodes, emitter, helper, startHelper, stopHelper } from '../support/node-red';
+import { tempDir, waitFor } from '../support/services';
+
+type AlertMsg = {
+  topic: string;
+  payload: { rule: string; state: string; meter: string; text: string; kind: string };
+};
+
+const ALERT = {
+  id: 'alert',
+  z: 'tab',
+  type: 'teleinfo-alert',
+  highConsumption: true,
+  thresholdVA: '6000',
+  percent: '90',
+  clearPercent: '90',
+  raiseAfter: '60',
+  clearAfter: '60',
+  overrun: true,
+  silence: true,
+  silenceMinutes: '0.05',
+  index: true,
+  tempo: true,
+  tempoToday: false,
+  ejp: true,
+  reminderMinutes: '0',
+  store: '',
+  wires: [['out']],
+};
+const flow = (alertNode: Record<string, unknown> = {}) => [
+  { id: 'tab', type: 'tab' },
+  { ...ALERT, ...alertNode },
+  { id: 'out', z: 'tab', type: 'helper' },
+  { id: 'alert-errors', z: 'tab', type: 'catch', scope: ['alert'], wires: [['caught']] },
+  { id: 'caught', z: 'tab', type: 'helper' },
+];
+
+/** Readings of a simulated HC meter every 10 s of its own time, with power `va(i)`. */
+function simulated(
+  n: number,
+  va: (i: number) => number,
+  from = Date.parse('2026-03-01T08:00:00Z'),
+): Reading[] {
+  const meter = new SimulatedMeter({
+    adco: '021861348497',
+    contract: 'HC',
+    phases: 1,
+    isousc: 45,
+    seed: 3,
+    origin: from,
+  });
+  const decoder = new TicStreamDecoder({ mode: 'historic' });
+  const out: Reading[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = from + i * 10_000;
+    for (const f of decoder.push(Buffer.from(encodeTicFrame('historic', meter.historicGroups(t)), 'latin1'))
+      .frames) {
+      const r = readingFromTicFrame(f, new Date(t));
+      out.push({ ...r, apparentPower: va(i), values: { ...r.values, PAPP: va(i) } });
+    }
+  }
+  return out;
+}
+
+async function load(alertNode: Record<string, unknown> = {}) {
+  await helper.load([alert, coreNodes.catch] as never, flow(alertNode));
+  const alerts: AlertMsg[] = [];
+  const caught: { error: { message: string } }[] = [];
+  emitter(helper.getNode('out')).on('input', (m: AlertMsg) => alerts.push(m));
+  emitter(helper.getNode('caught')).on('input', (m: { error: { message: string } }) => caught.push(m));
+  return { node: helper.getNode('alert'), alerts, caught };
+}
+
+const states = (alerts: AlertMsg[]) => alerts.map((a) => `${a.payload.rule}:${a.payload.state}`);
+
+describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
+  beforeEach(async () => {
+    const userDir = tempDir('alert-user');
+    helper.settings({ userDir });
+    await startHelper();
+  });
+  afterEach(async () => {
+    await stopHelper();
+    helper.settings({});
+  });
+
+  test('high consumption from simulated readings: one raised, one cleared, on teleinfo/<meter>/alert/<rule>, with a sentence', async () => {
+    const { node, alerts } = await load();
+    // 3 minutes above 6000 VA, then below 5400 VA: raised after 60 s, cleared 60 s after the drop.
+    const readings = simulated(40, (i) => (i < 18 ? 7000 : 3000));
+    node.receive({ payload: readings });
+    await waitFor('raised and cleared', () => alerts.length >= 2);
+    assert.deepEqual(states(alerts), ['high-consumption:raised', 'high-consumption:cleared']);
+    assert.equal(alerts[0].topic, 'teleinfo/021861348497/alert/high-consumption');
+    assert.ok(alerts[0].payload.text.length > 0);
+  });
+
+  test('no flapping with a value hovering ±1 VA around the threshold', async () => {
+    const { node, alerts } = await load();
+    for (const r of simulated(100, (i) => 6000 + (i % 2 === 0 ? 1 : -1)))
+      node.receive({ payload: r });
+    node.receive({ topic: 'teleinfo/pi-x/status', payload: 'offline' }); // a marker: the readings were handled
+    await waitFor('the marker', () => alerts.some((a) => a.payload.meter === 'pi-x'));
+    assert.ok(states(alerts.filter((a) => a.payload.rule === 'high-consumption')).length <= 1);
+  });
+
+  test('silence raised by the clock with no input at all, cleared by the next reading', async () => {
+    const { node, alerts } = await load();
+    node.receive({ payload: simulated(1, () => 1000)[0] });
+    await waitFor('silence after 3 s with nothing coming in', () => alerts.length === 1, 10_000);
+    assert.deepEqual(states(alerts), ['silence:raised']);
+    node.receive({ payload: simulated(1, () => 1000)[0] });
+    await waitFor('cleared', () => alerts.length === 2);
+    assert.deepEqual(states(alerts), ['silence:raised', 'silence:cleared']);
+  });
+
+  test('Pi status and ecodevices-in events as silences; reminders at their interval', async () => {
+    const { node, alerts } = await load({ reminderMinutes: '0.02' });
+    node.receive({ topic: 'teleinfo/pi-1/status', payload: 'offline' });
+    node.receive({
+      payload: { event: 'unreachable', device: 'box-1', since: new Date().toISOString(), attempts: 3 },
+    });
+    await waitFor(
+      'two silences and their reminders',
+      () => alerts.filter((a) => a.payload.state === 'reminder').length >= 2,
+      10_000,
+    );
+    node.receive({ topic: 'teleinfo/pi-1/status', payload: 'online' });
+    node.receive({ payload: { event: 'back', device: 'box-1' } });
+    await waitFor('both cleared', () => alerts.filter((a) => a.payload.state === 'cleared').length === 2);
+    const raised = alerts
+      .filter((a) => a.payload.state === 'raised')
+      .map((a) => `${a.payload.meter}:${a.payload.kind}`);
+    assert.deepEqual(raised.sort(), ['box-1:unreachable', 'pi-1:offline']);
+  });
+
+  test('anything else: done(err) saying what was expected', async () => {
+    const { node, caught, alerts } = await load();
+    node.receive({ payload: { temperature: 21 } });
+    await waitFor('the Catch node', () => caught.length === 1);
+    assert.match(
+      caught[0].error.message,
+      /teleinfo-alert expects a normalized reading.*Pi status.*ecodevices-in event/,
+    );
+    assert.deepEqual(alerts, []);
+  });
+});
