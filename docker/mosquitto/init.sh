@@ -40,6 +40,7 @@ for account in $MQTT_SERVER_ACCOUNTS; do
     echo 'topic read teleinfo/+/+/reading'
     echo 'topic read teleinfo/+/status'
     echo 'topic write teleinfo/replay'
+    echo 'topic readwrite teleinfo/+/alert/+'
     echo '# the container health check reads this'
     echo 'topic read $SYS/broker/uptime'
   } >> "$acl.new"

@@ -36,8 +36,9 @@ describe('shipped flows and examples load in a real Node-RED', () => {
     });
   }
 
-  test('the four examples the palette menu lists', () => {
+  test('the five examples the palette menu lists', () => {
     assert.deepEqual(examples.sort(), [
+      'Alerts.json',
       'Eco-Devices to InfluxDB (single instance).json',
       'Linky serial TIC to MQTT.json',
       'Raspberry Pi publisher.json',

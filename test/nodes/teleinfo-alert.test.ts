@@ -103,8 +103,7 @@ describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
 
   test('no flapping with a value hovering ±1 VA around the threshold', async () => {
     const { node, alerts } = await load();
-    for (const r of simulated(100, (i) => 6000 + (i % 2 === 0 ? 1 : -1)))
-      node.receive({ payload: r });
+    for (const r of simulated(100, (i) => 6000 + (i % 2 === 0 ? 1 : -1))) node.receive({ payload: r });
     node.receive({ topic: 'teleinfo/pi-x/status', payload: 'offline' }); // a marker: the readings were handled
     await waitFor('the marker', () => alerts.some((a) => a.payload.meter === 'pi-x'));
     assert.ok(states(alerts.filter((a) => a.payload.rule === 'high-consumption')).length <= 1);
