@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import yaml from 'js-yaml';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
-import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
+import { counterReadings, readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
 import { ROOT } from '../support/fixtures';
@@ -79,23 +79,15 @@ function readings(): Reading[] {
       ).frames)
         out.push(readingFromTicFrame(frame, new Date(t)));
   }
-  for (let t = T0, index = 512_000; t < END; t += STEP, index += (t / STEP) % 7) {
-    out.push({
-      meter: WATER,
-      source: 'ecodevices',
-      time: new Date(t).toISOString(),
-      tariffOption: null,
-      tariffPeriod: null,
-      apparentPower: null,
-      energyTotal: null,
-      energyIndexes: {},
-      currents: [],
-      phases: 1,
-      overrun: false,
-      values: { index, day: 0, flow: 0 },
-      counter: { input: 'C1', name: 'water' },
-    });
-  }
+  // The water counter as ecodevices-in makes its readings (C1 named water, divider 1: litres).
+  for (let t = T0, index = 512_000; t < END; t += STEP, index += (t / STEP) % 7)
+    out.push(
+      ...counterReadings(
+        { readings: [], counters: [{ input: 'C1', index, day: 0, flow: 0 }] },
+        { device: 'box', time: new Date(t) },
+        { C1: { name: 'water', divider: 1 }, C2: { name: '', divider: 1 } },
+      ),
+    );
   return out;
 }
 
