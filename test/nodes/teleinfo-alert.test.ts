@@ -4,6 +4,7 @@ import alert from '../../nodes/teleinfo-alert/teleinfo-alert';
 import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
 import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
+import { captures } from '../support/fixtures';
 import { coreNodes, emitter, helper, startHelper, stopHelper } from '../support/node-red';
 import { tempDir, waitFor } from '../support/services';
 
@@ -137,6 +138,33 @@ describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
       .filter((a) => a.payload.state === 'raised')
       .map((a) => `${a.payload.meter}:${a.payload.kind}`);
     assert.deepEqual(raised.sort(), ['box-1:unreachable', 'pi-1:offline']);
+  });
+
+  test('overrun (ADPS), a red tomorrow (DEMAIN) from real captures; an index going back and an EJP notice from the simulator', async () => {
+    const { node, alerts } = await load({ silence: false });
+    const capture = (file: string) => {
+      const c = captures().find((x) => x.file === file)!;
+      return new TicStreamDecoder({ mode: c.mode }).push(c.bytes).frames.flatMap((f) => {
+        try {
+          return [readingFromTicFrame(f, new Date())];
+        } catch {
+          return [];
+        }
+      });
+    };
+    node.receive({ payload: capture('unresolved_arduino_comment_historic_hc_adps.txt') });
+    node.receive({ payload: capture('pyteleinfo_captured_frames.bin') });
+    const [first, second] = simulated(2, () => 1000);
+    const back = {
+      ...second,
+      energyIndexes: { ...second.energyIndexes, HCHC: first.energyIndexes.HCHC - 10_000 },
+    };
+    node.receive({ payload: [first, back] });
+    node.receive({
+      payload: { ...first, meter: 'ejp-meter', values: { ...first.values, PEJP: 30 } },
+    });
+    await waitFor('four alerts', () => alerts.length >= 4);
+    assert.deepEqual(states(alerts).sort(), ['ejp:raised', 'index:raised', 'overrun:raised', 'tempo:raised']);
   });
 
   test('anything else: done(err) saying what was expected', async () => {

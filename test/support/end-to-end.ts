@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { EcoDevicesSimulator, SimClock } from '../../nodes/lib/simulator/ecodevices-server';
 import { simulatedBox } from '../../nodes/lib/simulator/cli';
+import type { Contract } from '../../nodes/lib/simulator/meter';
 import { ROOT } from './fixtures';
 import { startInstance, type NodeRedProcess } from './node-red-process';
 import { startShippedBroker, type BrokerAccounts, type ShippedBroker } from './shipped-broker';
@@ -80,6 +81,12 @@ export interface Site {
 
 export interface SiteOptions {
   readonly servers?: number;
+  /** The box's meters on T1 and T2 (default HC and BASE). */
+  readonly contracts?: [Contract, Contract | null];
+  /** The simulated clock's start (default now): the meters' calendar (Tempo colours, EJP days). */
+  readonly simStart?: number;
+  /** Settings of the server flow's teleinfo-alert node (shorter delays for a test). */
+  readonly alert?: Record<string, string>;
   readonly readingsTopic?: string;
   /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
   /**
@@ -102,10 +109,12 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
   const influxDir = tempDir('e2e-influxd');
   const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
   await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
+  const [contract, contract2] = options.contracts ?? ['HC', 'BASE'];
+  const simStart = options.simStart ?? Date.now();
   const box = simulatedBox(
-    { boxes: 1, contract: 'HC', contract2: 'BASE', phases: 1, isousc: 45, seed: 11, start: Date.now() },
+    { boxes: 1, contract, contract2, phases: 1, isousc: 45, seed: 11, start: simStart },
     0,
-    new SimClock(Date.now(), 1),
+    new SimClock(simStart, 1),
   );
   await box.listen(0);
   const link = new LinkCutter(await freePort(), mosquitto.port);
@@ -178,7 +187,16 @@ export function serverEnv(site: Site, index: number): Record<string, string> {
 
 /** Server instance `index` of the site, on its own userDir (the same one again after a kill). */
 export function startServer(site: Site, index = 0) {
-  return startInstance('server', { dir: site.serverDirs[index], env: serverEnv(site, index) });
+  const { alert } = site.options;
+  let flows: { id: string }[] | undefined;
+  if (alert) {
+    flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as { id: string }[];
+    Object.assign(
+      flows.find((n) => n.id === 'srv-alert')!,
+      alert,
+    );
+  }
+  return startInstance('server', { dir: site.serverDirs[index], env: serverEnv(site, index), flows });
 }
 
 /** The shipped Pi flow, plus a tap (a core file node) recording every reading ecodevices-in emitted. */

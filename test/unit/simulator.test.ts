@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
+import {
+  decodeEcoDevicesPayload,
+  readingFromTicFrame,
+  TicStreamDecoder,
+  type Reading,
+} from '../../nodes/lib';
+import { simulatedBox } from '../../nodes/lib/simulator/cli';
+import { SimClock } from '../../nodes/lib/simulator/ecodevices-server';
 import { EmissionFilter } from '../../nodes/lib/emission';
 import { backoffDelay, retryAfterMs } from '../../nodes/lib/retry';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
@@ -149,5 +156,55 @@ describe('retry policy and emission filter', () => {
       [r(0, 10), r(10, 10), r(20, 20), r(50, 20), r(80, 20), r(81, 20)].map((x) => filter.admit(x)),
       [true, false, true, false, true, false],
     );
+  });
+});
+
+describe('simulated box: meter events for alerts (admin API)', () => {
+  test('a spike, an overrun, a red tomorrow, an EJP notice and an index going back show in the pages it serves', async () => {
+    const box = simulatedBox(
+      {
+        boxes: 1,
+        contract: 'TEMPO',
+        contract2: 'EJP',
+        phases: 1,
+        isousc: 45,
+        seed: 5,
+        start: Date.parse('2026-01-10T10:00:00Z'),
+      },
+      0,
+      new SimClock(Date.parse('2026-01-10T10:00:00Z'), 0),
+    );
+    await box.listen(0);
+    try {
+      const page = async (p: string) => (await fetch(`http://127.0.0.1:${box.port}${p}`)).text();
+      const reading = async (input: 1 | 2) =>
+        decodeEcoDevicesPayload(await page(`/protect/settings/teleinfo${input}.xml`), {
+          device: 'box',
+          time: new Date(),
+        }).readings[0];
+      const before = await reading(1);
+      const post = (body: object) =>
+        fetch(`http://127.0.0.1:${box.port}/__sim/events`, { method: 'POST', body: JSON.stringify(body) });
+      await post({
+        spikeVa: 9500,
+        spikeSeconds: 60,
+        overrunSeconds: 60,
+        tomorrowRed: true,
+        indexBackWh: 5000,
+      });
+      await post({ input: 2, ejpSeconds: 60 });
+      const after = await reading(1);
+      assert.equal(after.apparentPower, 9500);
+      assert.ok(typeof after.values.ADPS === 'number' && after.values.ADPS > 0, 'ADPS while overrunning');
+      assert.equal(after.values.DEMAIN, 'ROUG');
+      assert.equal(after.energyTotal, before.energyTotal! - 5000 * Object.keys(before.energyIndexes).length);
+      assert.equal((await reading(2)).values.PEJP, 30);
+      box.clock.set({ advanceMs: 61_000 });
+      const later = await reading(1);
+      assert.notEqual(later.apparentPower, 9500, 'the spike is over');
+      assert.equal(later.values.ADPS, undefined, 'and the overrun');
+    } finally {
+      await box.close();
+    }
   });
 });

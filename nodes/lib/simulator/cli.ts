@@ -4,7 +4,7 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { encodeTicFrame } from '../tic/encoder';
 import type { TicMode } from '../tic/labels';
-import { EcoDevicesSimulator, SimClock, type Faults } from './ecodevices-server';
+import { EcoDevicesSimulator, SimClock, type Faults, type SimEvents } from './ecodevices-server';
 import { hash01, type Contract, type MeterConfig } from './meter';
 
 /** `teleinfo-sim`: simulated Eco-Devices boxes over HTTP, and a raw TIC stream for serial flows. */
@@ -40,6 +40,14 @@ Faults (also settable at run time: POST /__sim/faults with the same names in JSO
   --offline-after S --offline-for S
                       stop listening (connection refused) after S seconds, for S seconds
 
+Meter events on T1 (also settable at run time: POST /__sim/events {input, spikeVa, spikeSeconds, overrunSeconds,
+tomorrowRed, ejpSeconds, indexBackWh})
+  --spike VA:S        apparent power forced to VA for S seconds (a high consumption)
+  --overrun S         ADPS for S seconds (the subscribed power exceeded)
+  --tomorrow-red      a Tempo meter announces a red day for tomorrow
+  --ejp S             an EJP notice (PEJP) for S seconds
+  --index-back WH     every index WH lower from the start (a bad read, a meter swap)
+
 Raw TIC stream
   --tic MODE          also emit the T1 meter as a raw TIC stream: historic or standard
   --tic-out OUT       stdout (default), file:PATH, tcp:PORT (a server each client receives the stream from)
@@ -49,7 +57,7 @@ Raw TIC stream
   --tic-corrupt P     probability that a frame gets one corrupted byte (default 0)
 
 Admin API (for tests): GET /__sim/stats, GET|POST /__sim/faults, POST /__sim/clock {time, speed, advanceMs},
-GET /__sim/state (exact current values). Logs go to stderr; stdout carries only the TIC stream.
+POST /__sim/events (above), GET /__sim/state (exact current values). Logs go to stderr; stdout carries only the TIC stream.
 `;
 
 export interface SimulatorOptions {
@@ -129,6 +137,11 @@ export async function main(argv: string[]): Promise<void> {
       'malformed-json': { type: 'boolean' },
       'offline-after': { type: 'string' },
       'offline-for': { type: 'string' },
+      spike: { type: 'string' },
+      overrun: { type: 'string' },
+      'tomorrow-red': { type: 'boolean' },
+      ejp: { type: 'string' },
+      'index-back': { type: 'string' },
       tic: { type: 'string' },
       'tic-out': { type: 'string', default: 'stdout' },
       'tic-interval': { type: 'string' },
@@ -177,12 +190,23 @@ export async function main(argv: string[]): Promise<void> {
     malformedJson: a['malformed-json'],
   };
 
+  const spike = a.spike ? /^(\d+):(\d+)$/.exec(a.spike) : null;
+  if (a.spike && !spike) fail(`--spike must be VA:SECONDS, got "${a.spike}"`);
+  const events: SimEvents = {
+    ...(spike ? { spikeVa: Number(spike[1]), spikeSeconds: Number(spike[2]) } : {}),
+    ...(a.overrun ? { overrunSeconds: int('overrun', a.overrun, 1) } : {}),
+    ...(a['tomorrow-red'] ? { tomorrowRed: true } : {}),
+    ...(a.ejp ? { ejpSeconds: int('ejp', a.ejp, 1) } : {}),
+    ...(a['index-back'] ? { indexBackWh: int('index-back', a['index-back'], 1) } : {}),
+  };
+
   const boxes: EcoDevicesSimulator[] = [];
   if (!a['no-http']) {
     const first = int('port', a.port, 0);
     for (let i = 0; i < options.boxes; i++) {
       const box = simulatedBox(options, i, clock);
       box.setFaults(faults);
+      box.setEvents(events);
       const port = await box.listen(first === 0 ? 0 : first + i, a.host);
       const [t1, t2] = box.config.inputs;
       const describe = (m: MeterConfig | null) =>

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { HISTORIC_INDEX_LABELS } from '../tic/labels';
-import { hash01, SimulatedMeter, type MeterConfig } from './meter';
+import { hash01, SimulatedMeter, type MeterConfig, type MeterState } from './meter';
 
 /**
  * A simulated GCE Eco-Devices (v1) box: the endpoints, encodings and quirks that
@@ -113,6 +113,35 @@ export interface Faults {
   times?: number;
 }
 
+/**
+ * What a test or a demo makes a meter do (POST /__sim/events, or the CLI's --spike, --overrun, --tomorrow-red,
+ * --ejp, --index-back): durations in seconds of the simulated clock, from the moment they are set.
+ */
+export interface SimEvents {
+  /** Which meter: 1 (T1, default) or 2 (T2). */
+  input?: 1 | 2;
+  /** Apparent power forced to this VA for `spikeSeconds`. */
+  spikeVa?: number;
+  spikeSeconds?: number;
+  /** ADPS (the current) sent for this long: the subscribed power is exceeded. */
+  overrunSeconds?: number;
+  /** Tomorrow announced red (a Tempo meter's DEMAIN), until set false. */
+  tomorrowRed?: boolean;
+  /** An EJP notice (PEJP 30) for this long. */
+  ejpSeconds?: number;
+  /** Every index this many Wh lower from now on: a bad read or a meter swap. */
+  indexBackWh?: number;
+}
+
+/** The events of one input, as instants of the simulated clock. */
+interface ActiveEvents {
+  spike?: { va: number; until: number };
+  overrunUntil?: number;
+  tomorrowRed?: boolean;
+  ejpUntil?: number;
+  indexBackWh?: number;
+}
+
 export interface RequestLogEntry {
   readonly path: string;
   /** Real time (ms since epoch) the request arrived. */
@@ -127,6 +156,7 @@ export class EcoDevicesSimulator {
   private server: http.Server | null = null;
   private readonly sockets = new Set<Socket>();
   private faults: Faults = {};
+  private readonly events: [ActiveEvents, ActiveEvents] = [{}, {}];
   private inFlight = 0;
   private offlineTimer: NodeJS.Timeout | null = null;
   readonly stats = { requests: 0, maxConcurrent: 0, log: [] as RequestLogEntry[] };
@@ -162,6 +192,47 @@ export class EcoDevicesSimulator {
   /** Open client connections (keep-alive sockets included). */
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /** Make a meter spike, overrun, announce a red day, send an EJP notice or go back on its indexes. */
+  setEvents(e: SimEvents): ActiveEvents {
+    const now = this.clock.now();
+    const ev = this.events[(e.input ?? 1) - 1];
+    if (e.spikeVa !== undefined) ev.spike = { va: e.spikeVa, until: now + (e.spikeSeconds ?? 60) * 1000 };
+    if (e.overrunSeconds !== undefined) ev.overrunUntil = now + e.overrunSeconds * 1000;
+    if (e.tomorrowRed !== undefined) ev.tomorrowRed = e.tomorrowRed;
+    if (e.ejpSeconds !== undefined) ev.ejpUntil = now + e.ejpSeconds * 1000;
+    if (e.indexBackWh !== undefined) ev.indexBackWh = (ev.indexBackWh ?? 0) + e.indexBackWh;
+    return { ...ev };
+  }
+
+  /** A meter's state at `now`, with the events set on it. */
+  stateOf(input: number, now: number): MeterState | null {
+    const meter = this.meters[input];
+    if (!meter) return null;
+    const s = meter.state(now);
+    const ev = this.events[input];
+    const back = ev.indexBackWh ?? 0;
+    const spiking = ev.spike && now < ev.spike.until;
+    return {
+      ...s,
+      papp: spiking ? ev.spike!.va : s.papp,
+      currents: spiking
+        ? s.currents.map(() => Math.ceil(ev.spike!.va / 230 / s.currents.length))
+        : s.currents,
+      indexes: back
+        ? Object.fromEntries(Object.entries(s.indexes).map(([l, v]) => [l, Math.max(1, v - back)]))
+        : s.indexes,
+      tomorrow: ev.tomorrowRed ? 'ROUGE' : s.tomorrow,
+    };
+  }
+
+  private overrunning(input: number, now: number): boolean {
+    return (this.events[input].overrunUntil ?? 0) > now;
+  }
+
+  private ejpNotice(input: number, now: number): boolean {
+    return (this.events[input].ejpUntil ?? 0) > now;
   }
 
   setFaults(faults: Faults): void {
@@ -275,7 +346,7 @@ export class EcoDevicesSimulator {
         Object.assign(out, { [`${p}PTEC`]: '----', [`${p}PAPP`]: 0, [`${p}BASE`]: 0 });
         return;
       }
-      const s = meter.state(now);
+      const s = this.stateOf(i, now)!;
       out[`${p}PTEC`] = s.ptec;
       out[`${p}PAPP`] = s.papp;
       out[`${p}BASE`] = s.indexes.BASE ?? 0;
@@ -310,7 +381,7 @@ export class EcoDevicesSimulator {
       `<config_mac>00:04:A3:00:00:${(this.config.seed & 0xff).toString(16).toUpperCase().padStart(2, '0')}</config_mac>`,
       `<http_port>${this.port}</http_port>`,
     ];
-    const states = this.meters.map((m) => (m ? m.state(now) : null));
+    const states = this.meters.map((_, i) => this.stateOf(i, now));
     for (const label of ['PPAP', 'PAPP'])
       states.forEach((s, i) => lines.push(el(`T${i + 1}_${label}`, s ? s.papp : 0)));
     states.forEach((s, i) => lines.push(el(`T${i + 1}_PTEC`, s ? undotted(s.ptec) : '----')));
@@ -339,7 +410,7 @@ export class EcoDevicesSimulator {
   private teleinfoXml(input: 0 | 1, now: number, faults: Faults): string {
     const p = `T${input + 1}_`;
     const meter = this.meters[input];
-    const s = meter ? meter.state(now) : null;
+    const s = this.stateOf(input, now);
     const c = meter?.config;
     const three = c?.phases === 3;
     const labels = meter?.indexLabels ?? [];
@@ -358,14 +429,14 @@ export class EcoDevicesSimulator {
       ['ISOUSC', c?.isousc ?? 0],
       // The box's template lists every index of every contract, in the order of the TIC spec.
       ...HISTORIC_INDEX_LABELS.map((l): [string, number] => [l, labels.includes(l) ? idx(l) : 0]),
-      ['PEJP', 0],
+      ['PEJP', s && this.ejpNotice(input, now) ? 30 : 0],
       ['PTEC', s ? undotted(s.ptec) : '----'],
       ['DEMAIN', s ? demain : '----'],
       ['IINST', s ? s.currents.reduce((a, b) => Math.max(a, b), 0) : 0],
       ['IINST1', cur(1)],
       ['IINST2', cur(2)],
       ['IINST3', cur(3)],
-      ['ADPS', 0],
+      ['ADPS', s && this.overrunning(input, now) ? s.currents.reduce((a, b) => Math.max(a, b), 0) + 1 : 0],
       ['IMAX', s ? (three ? 60 : 90) : 0],
       ['IMAX1', s ? (three ? 60 : 90) : 0],
       ['IMAX2', three ? 60 : 0],
@@ -402,6 +473,8 @@ export class EcoDevicesSimulator {
       case '/__sim/faults':
         if (req.method === 'POST') return withBody((b) => (this.setFaults(b), this.faults));
         return reply(this.faults);
+      case '/__sim/events':
+        return withBody((b) => this.setEvents(b));
       case '/__sim/clock':
         return withBody((b) => {
           this.clock.set({
@@ -415,7 +488,7 @@ export class EcoDevicesSimulator {
         const now = this.clock.now();
         return reply({
           time: new Date(now).toISOString(),
-          inputs: this.meters.map((m) => (m ? { adco: m.config.adco, ...m.state(now) } : null)),
+          inputs: this.meters.map((m, i) => (m ? { adco: m.config.adco, ...this.stateOf(i, now) } : null)),
           counters: this.counters.map((c) => ({ index: c.indexAt(now), flow: c.flowAt(now) })),
         });
       }
