@@ -350,12 +350,18 @@ function tempoOf(r: Reading, today: boolean): Observation | null {
   return { on: false, value: null, threshold: null, kind: 'tempo' };
 }
 
-/** An EJP notice (PEJP), an EJP peak (PTEC PM..), or a mobile peak notice or peak (STGE bits 28-31). */
+/**
+ * An EJP notice (PEJP), an EJP peak (PTEC PM..), a mobile peak announced (DPM1-3) or notified and in progress (STGE
+ * bits 28-31).
+ */
 function ejpOf(r: Reading): Observation {
   if (r.values.PEJP !== undefined) return { on: true, value: r.values.PEJP, threshold: null, kind: 'notice' };
   if (r.tariffPeriod === 'PM') return { on: true, value: 'PM', threshold: null, kind: 'peak' };
   if (r.status && r.status.mobilePeak > 0)
     return { on: true, value: `PM${r.status.mobilePeak}`, threshold: null, kind: 'peak' };
+  // A mobile peak scheduled by the distributor: its start (DPM1-3) is sent only while one is announced.
+  const start = ['DPM1', 'DPM2', 'DPM3'].find((l) => r.horodates?.[l] !== undefined);
+  if (start) return { on: true, value: r.horodates![start], threshold: null, kind: 'notice' };
   if (r.status && r.status.mobilePeakNotice > 0)
     return { on: true, value: `PM${r.status.mobilePeakNotice}`, threshold: null, kind: 'notice' };
   return { on: false, value: null, threshold: null, kind: 'ejp' };

@@ -201,6 +201,24 @@ describe('alert engine: each (meter, rule) raised once and cleared once', () => 
     assert.equal(events[0].kind, 'notice');
   });
 
+  test('a mobile peak: announced by its start (DPM1) in standard mode, then STGE bits 30-31 while it lasts', () => {
+    const engine = new AlertEngine(OPTIONS);
+    const base = captureReadings('openhab_linky-tic-mode-standard-single-phase-prod.txt')[0];
+    const at2 = (s: number, extra: Partial<Reading>) => ({
+      ...base,
+      time: new Date(T0 + s * 1000).toISOString(),
+      ...extra,
+    });
+    const events = feed(engine, [
+      at2(0, { horodates: { DPM1: '2026-03-02T06:00:00.000Z' } }),
+      at2(10, { status: decodeStge('402A0301')! }),
+      at2(20, { status: decodeStge('002A0301')! }),
+      at2(90, { status: decodeStge('002A0301')! }),
+    ]);
+    assert.deepEqual(states(events), ['ejp:raised', 'ejp:cleared']);
+    assert.equal(events[0].value, '2026-03-02T06:00:00.000Z');
+  });
+
   test('reminders while raised, at their interval; the state survives a snapshot and a restore', () => {
     const engine = new AlertEngine({ ...OPTIONS, reminderMs: 10 * 60_000 });
     engine.piStatus('pi-1', false, T0);
