@@ -119,7 +119,13 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
   }
 
-  for (const type of ['ecodevices-in', 'influx-teleinfo-out', 'teleinfo-spool', 'teleinfo-resubscribe']) {
+  for (const type of [
+    'ecodevices-in',
+    'influx-teleinfo-out',
+    'teleinfo-spool',
+    'teleinfo-resubscribe',
+    'teleinfo-alert',
+  ]) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
       await page.evaluate((t) => {
         const r = RED as unknown as {
