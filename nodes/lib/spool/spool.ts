@@ -96,6 +96,8 @@ const HEAD = 'head.json';
 const FORMAT = 2;
 export const QUARANTINE = 'quarantine.jsonl';
 const READ_CHUNK = MAX_RECORD_BYTES + FRAME_OVERHEAD;
+/** The least a peek reads at once. */
+const READ_AHEAD = 64 * 1024;
 
 export class Spool {
   readonly durability: Durability;
@@ -513,14 +515,17 @@ export class Spool {
         lineNo = 0;
         continue;
       }
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, seg.bytes - offset));
-      let n: number;
-      try {
-        n = this.io.readAt(this.file(seg.id), buf, offset);
-      } catch (e) {
-        const error = new SpoolError('read', e as Error);
-        this.report('read', error);
-        throw error;
+      // Read about what is wanted (a replay step wants ~100 records, not a whole segment), and again, larger, when
+      // the next frame is longer than that.
+      const left = seg.bytes - offset;
+      let size = Math.min(READ_CHUNK, left, Math.max(READ_AHEAD, (max - records.length) * 1024));
+      let buf = this.read(seg, offset, size);
+      let n = buf.length;
+      const length = n >= 8 ? buf.readUInt32LE(0) : 0;
+      if (n < left && length + FRAME_OVERHEAD > n && length <= MAX_RECORD_BYTES) {
+        size = Math.min(left, length + FRAME_OVERHEAD);
+        buf = this.read(seg, offset, size);
+        n = buf.length;
       }
       let at = 0;
       while (records.length < max) {
@@ -547,6 +552,18 @@ export class Spool {
       },
       end: { segment, offset, lines: lineNo },
     };
+  }
+
+  /** `size` bytes of a segment from `offset` (fewer if the file is shorter); a read error is reported and thrown. */
+  private read(seg: Segment, offset: number, size: number): Buffer {
+    const buf = Buffer.allocUnsafe(size);
+    try {
+      return buf.subarray(0, this.io.readAt(this.file(seg.id), buf, offset));
+    } catch (e) {
+      const error = new SpoolError('read', e as Error);
+      this.report('read', error);
+      throw error;
+    }
   }
 
   /** No good frame at `offset`: quarantine up to the next one (or the segment's end) and say how far that is. */
