@@ -11,6 +11,8 @@ export interface SpoolIo {
   /** The whole file, or null if it does not exist. */
   readFile(file: string): Buffer | null;
   readAt(file: string, buf: Buffer, position: number): number;
+  /** A file's size in bytes, 0 if it does not exist. */
+  size(file: string): number;
   openAppend(file: string): number;
   /** Bytes written; fewer than asked is a short write (the caller writes the rest). */
   write(fd: number, data: Buffer, offset: number): number;
@@ -45,6 +47,14 @@ export const nodeIo: SpoolIo = {
       return fs.readSync(fd, buf, 0, buf.length, position);
     } finally {
       fs.closeSync(fd);
+    }
+  },
+  size(file) {
+    try {
+      return fs.statSync(file).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
     }
   },
   openAppend: (file) => fs.openSync(file, 'a'),

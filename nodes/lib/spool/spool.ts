@@ -196,7 +196,7 @@ export class Spool {
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
     const saved = this.readHead();
-    this.quarantineBytes = this.io.readFile(this.quarantineFile)?.length ?? 0;
+    this.quarantineBytes = this.io.size(this.quarantineFile);
     let head: SpoolPosition | null = null;
     for (const id of ids) {
       // Left by a cut between saving the head that passed them and removing them: acknowledged already.
