@@ -38,8 +38,8 @@ function defaults(role, env) {
       ECODEVICES_HOST: '127.0.0.1',
       ECODEVICES_PORT: '80',
       POLL_SECONDS: '10',
-      TIC_TCP_HOST: '127.0.0.1',
-      TIC_TCP_PORT: '3001',
+      TIC_PORT: '/dev/ttyUSB0',
+      TIC_MODE: 'auto',
     };
   }
   return {
@@ -104,6 +104,9 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   const flowFile = path.join(userDir, 'flows.json');
   if (reseed || !fs.existsSync(flowFile)) {
     const flowJson = flows ?? JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
+    // MQTT_PROTOCOL=4: a broker that speaks only MQTT 3.1.1 (the demo's aedes); the shipped flows use MQTT 5.
+    if (merged.MQTT_PROTOCOL === '4')
+      for (const n of flowJson) if (n.type === 'mqtt-broker') n.protocolVersion = '4';
     fs.writeFileSync(flowFile, JSON.stringify(flowJson, null, 2));
     const credentials = credentialsFile(CREDENTIALS[role](merged), merged.NODE_RED_CREDENTIAL_SECRET);
     fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2), {

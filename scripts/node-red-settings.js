@@ -28,6 +28,8 @@ module.exports = function settings({ port, flowFile = 'flows.json', logLevel = '
     // Context on disk (userDir/context, flushed every 30 s and at shutdown): teleinfo-alert's active alerts and the
     // server's Pi status survive a restart.
     contextStorage: { default: { module: 'localfilesystem' } },
+    // node-red-node-serialport reopens a vanished port (a TIC adapter unplugged) this often; its own default is 15 s.
+    serialReconnectTime: Number(env.TIC_RECONNECT_MS) || 3000,
     telemetry: { enabled: false, updateNotification: false },
     diagnostics: { enabled: false, ui: false },
     externalModules: { palette: { allowInstall: false } },

@@ -1,13 +1,14 @@
 'use strict';
 // npm start: the whole chain on this machine. A simulated Eco-Devices box → the Pi instance (:1880) → MQTT →
 // the server instance (:1881) → InfluxDB. MQTT_URL, INFLUX_URL and ECODEVICES_HOST point it at real ones instead.
-// Without mosquitto on the PATH (or with DEMO_BROKER=embedded) the broker is a small in-memory one in this process.
+// Without mosquitto on the PATH (or with DEMO_BROKER=embedded) the broker is aedes, in this process.
 // Ctrl-C stops everything it started.
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { prepareInstance, ROOT } = require('./instance');
-const { startEmbeddedBroker } = require('./embedded-broker');
+const net = require('node:net');
+const { Aedes } = require('aedes');
 const services = require('../dist/test/support/services');
 const { projectBrokerSettings } = require('../dist/test/support/end-to-end');
 
@@ -70,11 +71,25 @@ async function main() {
   } else lines.push(`Eco-Devices box            ${env.ECODEVICES_HOST}`);
 
   if (!env.MQTT_URL && (env.DEMO_BROKER === 'embedded' || !onPath('mosquitto'))) {
-    // No mosquitto: a small in-memory broker in this process (no persistence; enough for the demo).
-    const broker = await startEmbeddedBroker(await services.freePort());
-    running.push({ name: 'embedded-broker', pid: process.pid, stop: () => broker.close() });
-    env.MQTT_URL = broker.url;
-    lines.push(`embedded MQTT broker       ${broker.url}  (in memory, no persistence)`);
+    // No mosquitto: aedes, the maintained Node.js broker, in this process. It speaks MQTT 3.1.1 only and has no
+    // shared subscriptions, so the instances use MQTT 3.1.1 and the server subscribes to every reading topic.
+    const port = await services.freePort();
+    const broker = await Aedes.createBroker();
+    const server = net.createServer(broker.handle);
+    await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+    running.push({
+      name: 'embedded-broker',
+      pid: process.pid,
+      stop: () => new Promise((resolve) => server.close(() => broker.close(resolve))),
+    });
+    Object.assign(env, {
+      MQTT_URL: `mqtt://127.0.0.1:${port}`,
+      MQTT_PROTOCOL: '4',
+      MQTT_READINGS_TOPIC: env.MQTT_READINGS_TOPIC || 'teleinfo/+/+/reading',
+    });
+    lines.push(
+      `aedes MQTT broker          ${env.MQTT_URL}  (in memory, MQTT 3.1.1; no shared subscriptions: the server subscribes to ${env.MQTT_READINGS_TOPIC})`,
+    );
   } else if (!env.MQTT_URL) {
     fs.mkdirSync(path.join(dir, 'mosquitto'));
     const broker = await services.startMosquitto({

@@ -5,6 +5,8 @@
 #   MQTT_SERVER_ACCOUNTS  "name:password ..."  servers: read every Pi's readings and status, publish replay requests
 #   MQTT_PI_ACCOUNTS      "pi-id:password ..."  Pis: publish teleinfo/<pi-id>/<meter>/reading and teleinfo/<pi-id>/status,
 #                                               read teleinfo/replay; nothing else
+#   MQTT_HA_ACCOUNTS      "name:password ..."  Home Assistant (optional): read readings, Pi status, alert states and
+#                                               discovery configs, publish homeassistant/status
 #   MQTT_STATE_DIR        where the two files go (default /mosquitto/data)
 set -eu
 dir="${MQTT_STATE_DIR:-/mosquitto/data}"
@@ -41,11 +43,26 @@ for account in $MQTT_SERVER_ACCOUNTS; do
     echo 'topic read teleinfo/+/status'
     echo 'topic write teleinfo/replay'
     echo 'topic readwrite teleinfo/+/alert/+'
+    echo '# Home Assistant discovery: configs out, Home Assistant'"'"'s birth message in'
+    echo 'topic write homeassistant/#'
+    echo 'topic read homeassistant/status'
     echo '# the container health check reads this'
     echo 'topic read $SYS/broker/uptime'
   } >> "$acl.new"
 done
 for account in $MQTT_PI_ACCOUNTS; do add "$account"; done
+for account in ${MQTT_HA_ACCOUNTS:-}; do
+  add "$account"
+  {
+    echo ''
+    echo "user ${account%%:*}"
+    echo 'topic read teleinfo/+/+/reading'
+    echo 'topic read teleinfo/+/status'
+    echo 'topic read teleinfo/+/alert/+'
+    echo 'topic read homeassistant/#'
+    echo 'topic write homeassistant/status'
+  } >> "$acl.new"
+done
 mv "$passwd.new" "$passwd"
 mv "$acl.new" "$acl"
 chown mosquitto:mosquitto "$passwd" "$acl" 2>/dev/null || true

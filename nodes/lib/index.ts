@@ -14,3 +14,6 @@ export * from './ecodevices/poller';
 export * from './tic/encoder';
 export * from './spool';
 export * from './spool-forwarder';
+export * from './tic/baud-hunt';
+export * from './home-assistant';
+export * from './alerts';

@@ -1,5 +1,12 @@
 import type { TicFrame } from './tic/decoder';
-import { decodeOptarif, decodePtec, decodeStge, type StatusRegister } from './tic/enums';
+import {
+  decodeDemain,
+  decodeOptarif,
+  decodePtec,
+  decodeStge,
+  type StatusRegister,
+  type TempoColour,
+} from './tic/enums';
 import { parseHorodate } from './tic/horodate';
 import { HISTORIC_INDEX_LABELS, STANDARD_INDEX_LABELS } from './tic/labels';
 
@@ -36,6 +43,8 @@ export interface Reading {
   horodates?: Record<string, string>;
   /** Standard mode: the STGE status register, decoded. */
   status?: StatusRegister;
+  /** Tempo contracts: today's colour (PTEC or STGE) and tomorrow's (DEMAIN or STGE), null until announced. */
+  tempo?: { today: TempoColour | null; tomorrow: TempoColour | null };
   /** Standard mode: the meter clock was degraded, so `time` is the reception time. */
   clockDegraded?: boolean;
   /** A pulse counter of an Eco-Devices box (water, gas…) rather than an electricity meter. */
@@ -107,13 +116,14 @@ export function historicReading(
       ? [single]
       : perPhase.filter((c): c is number => c !== null);
   const optarif = values.OPTARIF;
-  const ptec = values.PTEC;
-  return {
+  const period = typeof values.PTEC === 'string' ? decodePtec(values.PTEC) : null;
+  const tariffOption = typeof optarif === 'string' ? decodeOptarif(optarif) : null;
+  const reading: Reading = {
     meter,
     source,
     time,
-    tariffOption: typeof optarif === 'string' ? decodeOptarif(optarif) : null,
-    tariffPeriod: typeof ptec === 'string' ? (decodePtec(ptec)?.code ?? null) : null,
+    tariffOption,
+    tariffPeriod: period?.code ?? null,
     apparentPower: num(values.PAPP),
     energyTotal,
     energyIndexes,
@@ -122,6 +132,11 @@ export function historicReading(
     overrun: ['ADPS', 'ADIR1', 'ADIR2', 'ADIR3'].some((l) => values[l] !== undefined),
     values,
   };
+  if (tariffOption === 'TEMPO') {
+    const demain = typeof values.DEMAIN === 'string' ? decodeDemain(values.DEMAIN) : null;
+    reading.tempo = { today: period?.tempoColour ?? null, tomorrow: demain };
+  }
+  return reading;
 }
 
 function standardReading(meter: string, time: string, values: Record<string, number | string>): Reading {
@@ -152,6 +167,9 @@ function standardReading(meter: string, time: string, values: Record<string, num
     values,
   };
   if (stge) reading.status = stge;
+  if (stge && (reading.tariffOption === 'TEMPO' || stge.tempoToday || stge.tempoTomorrow)) {
+    reading.tempo = { today: stge.tempoToday, tomorrow: stge.tempoTomorrow };
+  }
   return reading;
 }
 

@@ -77,6 +77,16 @@ export class TeleinfoParser {
     return { readings: emitted, errors };
   }
 
+  /** The serial line was lost or reopened: every frame in progress is dropped (counted as interrupted). */
+  lineLost(): string[] {
+    const errors: string[] = [];
+    for (const decoder of this.streams.values()) {
+      decoder.lineLost();
+      for (const e of decoder.takeErrors()) errors.push(`TIC ${e.kind} error: ${e.message}`);
+    }
+    return errors;
+  }
+
   private dispatch(input: unknown, stream: string, now: Date, readings: Reading[], errors: string[]): void {
     let payload = input;
     if (typeof payload === 'string' && /^\s*[[{]/.test(payload)) {

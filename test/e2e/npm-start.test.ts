@@ -58,7 +58,7 @@ async function runDemo(
   }
 }
 
-// With mosquitto from the PATH, and with the embedded broker it uses when there is none.
+// With mosquitto from the PATH, and with the embedded broker (aedes) it uses when there is none.
 for (const broker of ['mosquitto', 'embedded'] as const) {
   test(
     `npm start (${broker} broker): readings reach InfluxDB; SIGINT stops every process it started`,
@@ -72,6 +72,11 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
         'pi',
       ];
       await runDemo(broker === 'embedded' ? { DEMO_BROKER: 'embedded' } : {}, names, async (out) => {
+        if (broker === 'embedded')
+          assert.match(
+            out,
+            /aedes MQTT broker .*MQTT 3\.1\.1; no shared subscriptions: the server subscribes to teleinfo\/\+\/\+\/reading/,
+          );
         const influx = /influxd 1\.x\s+(http:\/\/\S+)/.exec(out)![1];
         let meters = 0;
         await waitFor(

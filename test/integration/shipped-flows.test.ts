@@ -36,10 +36,11 @@ describe('shipped flows and examples load in a real Node-RED', () => {
     });
   }
 
-  test('the five examples the palette menu lists', () => {
+  test('the six examples the palette menu lists', () => {
     assert.deepEqual(examples.sort(), [
       'Alerts.json',
       'Eco-Devices to InfluxDB (single instance).json',
+      'Home Assistant discovery.json',
       'Linky serial TIC to MQTT.json',
       'Raspberry Pi publisher.json',
       'Server ingest.json',
@@ -100,6 +101,7 @@ test(
 const ACCOUNTS = {
   servers: { 'teleinfo-server': 'server-pass' },
   pis: { 'pi-a': 'pi-a-pass', 'pi-b': 'pi-b-pass' },
+  ha: { homeassistant: 'ha-pass' },
 };
 
 test(
@@ -114,7 +116,10 @@ test(
       mqtt.connectAsync(broker.url, {
         ...tls,
         username,
-        password: ACCOUNTS.pis[username as 'pi-a'] ?? ACCOUNTS.servers['teleinfo-server'],
+        password:
+          ACCOUNTS.pis[username as 'pi-a'] ??
+          ACCOUNTS.ha[username as 'homeassistant'] ??
+          ACCOUNTS.servers['teleinfo-server'],
         ...extra,
       });
     const server = {
@@ -190,6 +195,37 @@ test(
       await waitFor("the server getting pi-b's reading", () => atServer.length >= 4);
       await waitFor('pi-a getting the replay request', () => atA.length >= 1);
       assert.deepEqual(atA, ['teleinfo/replay replay'], 'a Pi reads no reading and no status, shared or not');
+
+      // Home Assistant reads readings, status and the discovery configs the server writes; it writes only its status.
+      const ha = await as('homeassistant');
+      clients.push(ha);
+      const atHa = got(ha);
+      await ha.subscribeAsync(['teleinfo/+/+/reading', 'teleinfo/+/status', 'homeassistant/#'], { qos: 1 });
+      const atSrvHa = got(srv);
+      await srv.subscribeAsync('homeassistant/status', { qos: 1 });
+      await assert.rejects(
+        ha.publishAsync('teleinfo/pi-a/021861348497/reading', 'forged by HA', { qos: 1 }),
+        /not authori[sz]ed/i,
+      );
+      await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
+      await srv.publishAsync('homeassistant/sensor/teleinfo_m/papp/config', '{}', { qos: 1, retain: true });
+      await piA.publishAsync('teleinfo/pi-a/021861348497/reading', 'for HA', { qos: 1 });
+      await waitFor('Home Assistant getting the config and the reading', () => atHa.length >= 3);
+      assert.deepEqual(atHa.sort(), [
+        'homeassistant/sensor/teleinfo_m/papp/config {}',
+        'homeassistant/status online',
+        'teleinfo/pi-a/021861348497/reading for HA',
+      ]);
+      await waitFor("the server getting Home Assistant's status", () =>
+        atSrvHa.includes('homeassistant/status online'),
+      );
+      await assert.rejects(
+        piA.publishAsync('homeassistant/sensor/forged/config', '{}', { qos: 1 }),
+        /not authori[sz]ed/i,
+        'a Pi writes no discovery config',
+      );
+      await ha.endAsync();
+      clients.pop();
 
       // The server's session and what was queued for it survive a broker restart.
       await srv.endAsync();

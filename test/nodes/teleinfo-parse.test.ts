@@ -151,4 +151,55 @@ describe('teleinfo-parse node (Node-RED runtime through node-red-node-test-helpe
     });
     assert.equal((await good)[0]?.payload.overrun, true);
   });
+
+  test('serial line: the second output sets the baud of the mode, a lost line is an error, a reopened one is followed', async () => {
+    await helper.load(
+      [teleinfoParse, coreNodes.catch] as never,
+      [
+        { id: 'tab', type: 'tab' },
+        {
+          id: 'parse',
+          z: 'tab',
+          type: 'teleinfo-parse',
+          mode: 'standard',
+          serialControl: true,
+          wires: [['out'], ['control']],
+        },
+        { id: 'out', z: 'tab', type: 'helper' },
+        { id: 'control', z: 'tab', type: 'helper' },
+        { id: 'catcher', z: 'tab', type: 'catch', scope: null, wires: [['caught']] },
+        { id: 'caught', z: 'tab', type: 'helper' },
+      ] as never,
+    );
+    const parse = helper.getNode('parse');
+    const [settings] = await nextMessages<{ payload: unknown }>(helper.getNode('control'), 1);
+    assert.deepEqual(settings?.payload, { serialbaud: 9600, databits: 7, parity: 'even', stopbits: 1 });
+
+    const errors = nextMessages<Msg>(helper.getNode('caught'), 1);
+    // Half a frame, then the Status node watching serial in says the port is gone.
+    parse.receive({ payload: Buffer.from('\x02\nADSC\t021861348497\tB\r\nVTIC\t02\t', 'latin1') });
+    parse.receive({ status: { fill: 'red', shape: 'ring', text: 'node-red:common.status.not-connected' } });
+    parse.receive({ status: { fill: 'red', shape: 'ring', text: 'node-red:common.status.not-connected' } });
+    const [lost] = await errors;
+    assert.match(lost?.error?.message ?? '', /serial line lost.*frame interrupted.*dropped 1 groups: "ADSC"/);
+    parse.receive({ status: { fill: 'green', shape: 'dot', text: 'node-red:common.status.connected' } });
+    // The groups after the reopen do not join the dropped half frame: a whole new frame is read.
+    const good = nextMessages<Msg>(helper.getNode('out'), 1);
+    parse.receive({ payload: Buffer.from('\x02\nADSC\t021861348497\tB\r\x03', 'latin1') });
+    assert.equal((await good)[0]?.payload.meter, '021861348497');
+    const statuses = (
+      parse as unknown as { status: { args: { fill?: string; text?: string }[][] } }
+    ).status.args.map((a) => a[0]);
+    assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.line-lost'));
+  });
+
+  test('an unknown mode (a TIC_MODE typo) stops the node with an error saying what it got', async () => {
+    process.env.TIC_MODE_TEST = 'standrd';
+    const { parse } = await load({ mode: '${TIC_MODE_TEST}' });
+    const statuses = (
+      parse as unknown as { status: { args: { fill?: string; text?: string }[][] } }
+    ).status.args.map((a) => a[0]);
+    assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.bad-mode'));
+    delete process.env.TIC_MODE_TEST;
+  });
 });

@@ -20,6 +20,8 @@ export async function startNodeRed(
     port?: number;
     /** Extra node arguments, e.g. --cpu-prof for a benchmark. */
     nodeArgs?: string[];
+    /** Load this package only as installed in the userDir (a palette install), not from the working tree. */
+    installed?: boolean;
   } = {},
 ): Promise<NodeRedProcess> {
   // A given userDir outlives the process (to restart on it); a temporary one is removed on stop.
@@ -28,7 +30,9 @@ export async function startNodeRed(
   const settings = path.join(dir, 'settings.js');
   fs.writeFileSync(
     settings,
-    `module.exports = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port} });\n`,
+    `const settings = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port} });\n` +
+      (options.installed ? 'delete settings.nodesDir;\n' : '') +
+      'module.exports = settings;\n',
   );
   if (options.flows) fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify(options.flows));
   return launch(

@@ -8,6 +8,8 @@ import { freePort, launch, stopper, tcpOpen, waitFor, type Mosquitto } from './s
 export interface BrokerAccounts {
   readonly servers: Record<string, string>;
   readonly pis: Record<string, string>;
+  /** Home Assistant's accounts (MQTT_HA_ACCOUNTS), if any. */
+  readonly ha?: Record<string, string>;
 }
 
 export interface ShippedBroker extends Mosquitto {
@@ -38,6 +40,7 @@ export async function startShippedBroker(
       MQTT_STATE_DIR: dir,
       MQTT_SERVER_ACCOUNTS: list(accounts.servers),
       MQTT_PI_ACCOUNTS: list(accounts.pis),
+      MQTT_HA_ACCOUNTS: list(accounts.ha ?? {}),
     },
     encoding: 'utf8',
   });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -6,6 +5,8 @@ import { encodeTicFrame } from '../tic/encoder';
 import type { TicMode } from '../tic/labels';
 import { EcoDevicesSimulator, SimClock, type Faults, type SimEvents } from './ecodevices-server';
 import { hash01, type Contract, type MeterConfig } from './meter';
+import { SerialLine } from './serial-line';
+import { BAUD_OF_MODE } from '../tic/baud-hunt';
 
 /** `teleinfo-sim`: simulated Eco-Devices boxes over HTTP, and a raw TIC stream for serial flows. */
 
@@ -51,7 +52,8 @@ tomorrowRed, ejpSeconds, indexBackWh})
 Raw TIC stream
   --tic MODE          also emit the T1 meter as a raw TIC stream: historic or standard
   --tic-out OUT       stdout (default), file:PATH, tcp:PORT (a server each client receives the stream from)
-                      or pty (a pseudo-terminal; its path is printed; needs python3)
+                      or serial:PATH (a serial line on a socat pseudo-terminal pair: open PATH as the meter's
+                      serial port, 7E1 at 1200 Bd historic or 9600 Bd standard; frames go at the line's pace)
   --tic-interval MS   time between frames (default: the meter's pace, 1500 historic, 1000 standard; 0 = as fast as possible)
   --tic-frames N      stop after N frames
   --tic-corrupt P     probability that a frame gets one corrupted byte (default 0)
@@ -290,34 +292,14 @@ async function ticStream(o: TicStreamOptions): Promise<() => void> {
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
     process.stderr.write(`teleinfo-sim: TIC ${o.mode} stream on tcp://127.0.0.1:${port}\n`);
     cleanup = () => server.close();
-  } else if (o.out === 'pty') {
-    // Node has no pseudo-terminal of its own; python3's pty module lends one and relays our bytes into it.
-    const relay = spawn(
-      'python3',
-      [
-        '-c',
-        'import os,pty,sys,tty\nm,s=pty.openpty()\ntty.setraw(s)\nprint(os.ttyname(s),flush=True)\nwhile True:\n d=sys.stdin.buffer.read1(4096)\n if not d: break\n os.write(m,d)\n',
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    relay.on('error', () => fail('--tic-out pty needs python3 on PATH'));
-    const path = await new Promise<string>((r) =>
-      relay.stdout.once('data', (d: Buffer) => r(d.toString().trim())),
-    );
-    process.stderr.write(`teleinfo-sim: TIC ${o.mode} stream on pseudo-terminal ${path}\n`);
-    sinks.add(relay.stdin);
-    cleanup = () => relay.kill();
-  } else fail(`--tic-out must be stdout, file:PATH, tcp:PORT or pty, got "${o.out}"`);
+  } else if (o.out.startsWith('serial:')) {
+    return serialStream(o, o.out.slice(7));
+  } else fail(`--tic-out must be stdout, file:PATH, tcp:PORT or serial:PATH, got "${o.out}"`);
 
   let sent = 0;
   let timer: NodeJS.Timeout | null = null;
   const tick = () => {
-    let frame = Buffer.from(o.frame(o.mode), 'latin1');
-    if (o.corrupt > 0 && hash01(o.seed, 23, sent) < o.corrupt) {
-      frame = Buffer.from(frame);
-      const at = 2 + Math.floor(hash01(o.seed, 29, sent) * (frame.length - 4));
-      frame[at] = (frame[at] ^ 0x01) & 0x7f || 0x41;
-    }
+    const frame = nextFrame(o, sent);
     for (const sink of sinks) sink.write(frame);
     sent++;
     if (sent >= o.frames) {
@@ -332,4 +314,33 @@ async function ticStream(o: TicStreamOptions): Promise<() => void> {
     if (timer) clearTimeout(timer);
     cleanup();
   };
+}
+
+/** The frame number `n` of the stream, with its corrupted byte if the dice say so. */
+function nextFrame(o: TicStreamOptions, n: number): Buffer {
+  const frame = Buffer.from(o.frame(o.mode), 'latin1');
+  if (o.corrupt > 0 && hash01(o.seed, 23, n) < o.corrupt) {
+    const at = 2 + Math.floor(hash01(o.seed, 29, n) * (frame.length - 4));
+    frame[at] = (frame[at] ^ 0x01) & 0x7f || 0x41;
+  }
+  return frame;
+}
+
+/** Frames back to back on a simulated serial line, at the mode's baud. */
+async function serialStream(o: TicStreamOptions, path: string): Promise<() => void> {
+  let sent = 0;
+  const line = await SerialLine.open({
+    path,
+    baud: BAUD_OF_MODE[o.mode],
+    seed: o.seed,
+    frame: () => {
+      if (sent >= o.frames) {
+        void line.close().then(() => o.onEnd());
+        return Buffer.alloc(0);
+      }
+      return nextFrame(o, sent++);
+    },
+  }).catch((e: Error) => fail(`--tic-out serial needs socat on PATH (${e.message})`));
+  process.stderr.write(`teleinfo-sim: TIC ${o.mode} serial line at ${BAUD_OF_MODE[o.mode]} Bd on ${path}\n`);
+  return () => void line.close();
 }

@@ -172,6 +172,25 @@ export class TicStreamDecoder {
     return result;
   }
 
+  /**
+   * The line went away (a serial adapter unplugged, a port reopened at another baud): the frame in progress can
+   * never complete, so it is dropped as interrupted rather than glued to bytes from after the gap.
+   */
+  lineLost(): void {
+    if (this.inFrame || this.groupLength >= 0 || (!this.framed && this.groups.length > 0)) {
+      this.groupLength = -1;
+      this.inFrame = false;
+      this.dropFrame('interrupted', 'frame interrupted: the serial line was lost');
+    }
+  }
+
+  /** Errors recorded outside push() (lineLost), handed over once. */
+  takeErrors(): TicError[] {
+    const errors = this.errors;
+    this.errors = [];
+    return errors;
+  }
+
   private endGroup(): void {
     const g = this.group;
     const len = this.groupLength;

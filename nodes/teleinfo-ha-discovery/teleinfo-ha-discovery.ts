@@ -1,0 +1,160 @@
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { failInput } from '../node-red';
+import { HaDiscovery, type DiscoveryMessage, type DiscoverySnapshot } from '../lib/home-assistant';
+import { readingsOf } from '../lib/reading';
+
+interface DiscoveryDef extends NodeDef {
+  prefix: string;
+  availabilityTopic: string;
+  deviceName: string;
+  /** A meter silent this long is said in the status and the log (its entities stay). */
+  silentHours: string;
+  store: string;
+}
+
+type DiscoveryInput = NodeMessageInFlow & {
+  /** From a Status node watching the MQTT node: green after red is a broker reconnection. */
+  status?: { fill?: string };
+  /** `{ clear: "<meter>" }`: remove that meter's entities from Home Assistant. */
+  clear?: string;
+};
+
+const CONTEXT_KEY = 'teleinfo-ha-discovery';
+// Errors go to Catch nodes as plain text (the runtime's catalogue is for the editor and the log).
+const NO_TOPIC =
+  'a reading without msg.topic: wire this node to the mqtt in node that receives the readings, so Home Assistant is told the topic to read';
+const ALERT_TOPIC = /^teleinfo\/([^/]+)\/alert\/([^/]+)$/;
+
+/**
+ * teleinfo-ha-discovery: readings (as received from MQTT, on their reading topic), teleinfo-alert states,
+ * Home Assistant's birth message and the MQTT link's status in; retained discovery configs out, for an mqtt out
+ * node. Which entities, with which classes and templates, is the domain core's (lib/home-assistant.ts).
+ */
+export = function register(RED: NodeAPI): void {
+  function TeleinfoHaDiscovery(this: Node, config: DiscoveryDef): void {
+    RED.nodes.createNode(this, config);
+    const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
+    const prefix = (config.prefix || 'homeassistant').replace(/\/+$/, '');
+    const silentMs = (Number(config.silentHours) || 24) * 3_600_000;
+    const store = config.store || undefined;
+    const context = node.context();
+    const options = {
+      prefix,
+      availabilityTopic: config.availabilityTopic ?? 'teleinfo/{pi}/status',
+      deviceName: config.deviceName || 'Teleinfo {meter}',
+    };
+    let discovery = new HaDiscovery(options);
+    let linkDown = false;
+    let announced = 0;
+    const warnedSilent = new Set<string>();
+    let ready = false;
+    const waiting: (() => void)[] = [];
+    context.get(CONTEXT_KEY, store, (err: Error | null, saved: unknown) => {
+      if (err) node.warn(RED._('teleinfo-ha-discovery.errors.restore', { error: err.message }));
+      else if (saved) discovery = new HaDiscovery(options, saved as DiscoverySnapshot);
+      ready = true;
+      render();
+      for (const run of waiting.splice(0)) run();
+    });
+
+    function render(): void {
+      const silent = discovery.silentSince(Date.now(), silentMs);
+      for (const meter of silent) {
+        if (warnedSilent.has(meter)) continue;
+        warnedSilent.add(meter);
+        node.warn(RED._('teleinfo-ha-discovery.log.silent', { meter, hours: silentMs / 3_600_000 }));
+      }
+      node.status({
+        fill: linkDown ? 'red' : silent.length > 0 ? 'yellow' : 'green',
+        shape: 'dot',
+        text: RED._('teleinfo-ha-discovery.status.summary', {
+          meters: discovery.size,
+          configs: announced,
+          silent: silent.length,
+        }),
+      });
+    }
+
+    const publish = (send: (msg: NodeMessage[][]) => void, messages: DiscoveryMessage[]) => {
+      if (messages.length === 0) return;
+      announced += messages.length;
+      send([messages.map((m) => ({ topic: m.topic, payload: m.payload, retain: true, qos: 1 }))]);
+      context.set(CONTEXT_KEY, discovery.snapshot(), store);
+    };
+
+    node.on('input', (msg: DiscoveryInput, send, done) => {
+      if (!ready) {
+        waiting.push(() => node.receive(msg));
+        return done();
+      }
+      const topic = typeof msg.topic === 'string' ? msg.topic : '';
+      if (msg.status && msg.payload === undefined) {
+        // The broker came back: it may have lost retained messages (no persistence), so say everything again.
+        if (msg.status.fill === 'red') linkDown = true;
+        else if (msg.status.fill === 'green' && linkDown) {
+          linkDown = false;
+          publish(send, discovery.announceAll());
+        }
+        render();
+        return done();
+      }
+      if (topic === `${prefix}/status`) {
+        if (String(msg.payload).trim() === 'online') publish(send, discovery.announceAll());
+        render();
+        return done();
+      }
+      if (typeof msg.clear === 'string') {
+        const cleared = discovery.clear(msg.clear);
+        if (cleared.length === 0)
+          return failInput(node, done, `no entities announced for meter ${msg.clear}: nothing to clear`, {
+            fill: 'red',
+            shape: 'ring',
+            text: 'teleinfo-ha-discovery.status.unknown-meter',
+          });
+        publish(send, cleared);
+        warnedSilent.delete(msg.clear);
+        render();
+        return done();
+      }
+      const alert = ALERT_TOPIC.exec(topic);
+      if (alert) {
+        publish(send, discovery.observeAlert(alert[1], alert[2], topic));
+        render();
+        return done();
+      }
+      const readings = readingsOf(msg.payload);
+      if (typeof readings === 'string') {
+        return failInput(
+          node,
+          done,
+          `teleinfo-ha-discovery expects readings, an alert state, Home Assistant's status or {clear: meter}: ${readings}`,
+          {
+            fill: 'red',
+            shape: 'ring',
+            text: 'teleinfo-ha-discovery.status.bad-input',
+          },
+        );
+      }
+      if (!topic)
+        return failInput(node, done, NO_TOPIC, {
+          fill: 'red',
+          shape: 'ring',
+          text: 'teleinfo-ha-discovery.status.bad-input',
+        });
+      const now = Date.now();
+      for (const r of readings) {
+        warnedSilent.delete(r.meter);
+        publish(send, discovery.observe(r, topic, now));
+      }
+      render();
+      done();
+    });
+
+    const timer = setInterval(() => ready && render(), 60_000);
+    node.on('close', (_removed: boolean, done: () => void) => {
+      clearInterval(timer);
+      done();
+    });
+  }
+  RED.nodes.registerType('teleinfo-ha-discovery', TeleinfoHaDiscovery);
+};
