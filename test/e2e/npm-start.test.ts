@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -15,17 +15,33 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The README's demo command (its Set-up table), as a newcomer copies it. */
+function readmeDemoCommand(): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const row = readme.split('\n').find((l) => l.startsWith('| Run the whole chain'));
+  const command = /`([^`]+)` \|$/.exec(row ?? '')?.[1];
+  assert.ok(command, "the README's Set-up table has the demo command");
+  return command;
+}
+
 /**
- * Run the demo script itself (what `npm start` runs after its build) on free ports and a temporary directory, wait
- * until `running` is satisfied, send SIGINT, and check that it exits 0 with every process it listed gone.
+ * Run the demo on free ports and a temporary directory: the demo script itself, or (`clone`) the README's demo
+ * command in a fresh clone of this repository, in its own process group as a terminal runs it. Wait until `running`
+ * is satisfied, send SIGINT (Ctrl-C: to the whole group), and check that it exits 0 with every process it listed gone.
  */
 async function runDemo(
   env: Record<string, string>,
   expected: string[],
   running: (out: string, dir: string) => Promise<void>,
+  clone?: string,
 ): Promise<void> {
   const dir = tempDir('demo');
-  const demo = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
+  const [cmd, args] = clone
+    ? ['bash', ['-c', readmeDemoCommand()]]
+    : [process.execPath, [path.join(ROOT, 'scripts', 'start.js')]];
+  const demo = spawn(cmd, args, {
+    cwd: clone ?? ROOT,
+    detached: Boolean(clone),
     env: {
       ...process.env,
       DEMO_DIR: dir,
@@ -41,14 +57,20 @@ async function runDemo(
   demo.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
   try {
-    await waitFor('the demo to start', () => out.includes('Ctrl-C stops everything'), 90_000);
+    // In a clone the command installs the dependencies and builds first.
+    await waitFor(
+      'the demo to start',
+      () => out.includes('Ctrl-C stops everything'),
+      clone ? 300_000 : 90_000,
+    );
     const pids = [...out.matchAll(/([\w-]+)=(\d+)/g)].map((m) => ({ name: m[1], pid: Number(m[2]) }));
     assert.deepEqual(
       pids.map((p) => p.name),
       expected,
     );
     await running(out, dir);
-    demo.kill('SIGINT');
+    if (clone) process.kill(-demo.pid!, 'SIGINT');
+    else demo.kill('SIGINT');
     assert.equal(await exited, 0);
     const left = pids.filter((p) => alive(p.pid));
     assert.deepEqual(left, [], 'every child process is gone');
@@ -58,12 +80,30 @@ async function runDemo(
   }
 }
 
-// With mosquitto from the PATH, and with the embedded broker (aedes) it uses when there is none.
+/** A fresh clone of this repository (what is committed), in a temporary folder. */
+function freshClone(): string {
+  const dir = tempDir('clone');
+  execFileSync('git', ['clone', '--quiet', ROOT, dir]);
+  return dir;
+}
+
+/** A PATH with what a newcomer has (Node.js, npm, a shell) and influxd, but no mosquitto. */
+function pathWithoutMosquitto(): string {
+  const bin = tempDir('no-mosquitto');
+  for (const tool of ['node', 'npm', 'npx', 'sh', 'bash', 'influxd']) {
+    const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    fs.symlinkSync(found, path.join(bin, tool));
+  }
+  return bin;
+}
+
+// The README's demo command in a fresh clone: with mosquitto on the PATH, and without (the embedded aedes).
 for (const broker of ['mosquitto', 'embedded'] as const) {
   test(
-    `npm start (${broker} broker): readings reach InfluxDB; SIGINT stops every process it started`,
-    { skip: serviceSkip('mosquitto') || serviceSkip('influxd') },
+    `README demo command in a fresh clone (${broker === 'mosquitto' ? 'mosquitto on the PATH' : 'no mosquitto: aedes'}): readings reach InfluxDB; SIGINT stops every process`,
+    { skip: serviceSkip('mosquitto') || serviceSkip('influxd') || serviceSkip('git') },
     async () => {
+      const clone = freshClone();
       const names = [
         'simulator',
         broker === 'embedded' ? 'embedded-broker' : 'mosquitto',
@@ -71,29 +111,35 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
         'server',
         'pi',
       ];
-      await runDemo(broker === 'embedded' ? { DEMO_BROKER: 'embedded' } : {}, names, async (out) => {
-        if (broker === 'embedded')
-          assert.match(
-            out,
-            /aedes MQTT broker .*MQTT 3\.1\.1; no shared subscriptions: the server subscribes to teleinfo\/\+\/\+\/reading/,
+      await runDemo(
+        broker === 'embedded' ? { PATH: pathWithoutMosquitto() } : {},
+        names,
+        async (out) => {
+          if (broker === 'embedded')
+            assert.match(
+              out,
+              /aedes MQTT broker .*MQTT 3\.1\.1; no shared subscriptions: the server subscribes to teleinfo\/\+\/\+\/reading/,
+            );
+          const influx = /influxd 1\.x\s+(http:\/\/\S+)/.exec(out)![1];
+          let meters = 0;
+          await waitFor(
+            'readings in InfluxDB',
+            async () => {
+              const q = encodeURIComponent('SELECT count("phases") FROM teleinfo GROUP BY "meter"');
+              const res = await fetch(`${influx}/query?db=teleinfo&q=${q}`);
+              const json = (await res.json()) as { results: { series?: unknown[] }[] };
+              meters = json.results[0]?.series?.length ?? 0;
+              return meters >= 4;
+            },
+            60_000,
           );
-        const influx = /influxd 1\.x\s+(http:\/\/\S+)/.exec(out)![1];
-        let meters = 0;
-        await waitFor(
-          'readings in InfluxDB',
-          async () => {
-            const q = encodeURIComponent('SELECT count("phases") FROM teleinfo GROUP BY "meter"');
-            const res = await fetch(`${influx}/query?db=teleinfo&q=${q}`);
-            const json = (await res.json()) as { results: { series?: unknown[] }[] };
-            meters = json.results[0]?.series?.length ?? 0;
-            return meters >= 4;
-          },
-          60_000,
-        );
-        console.log(
-          `# npm start (${broker} broker): readings of ${meters} meters in InfluxDB; stopping with SIGINT`,
-        );
-      });
+          console.log(
+            `# README demo command in a clone (${broker} broker): readings of ${meters} meters in InfluxDB; stopping with SIGINT`,
+          );
+        },
+        clone,
+      );
+      fs.rmSync(clone, { recursive: true, force: true });
     },
   );
 }
