@@ -15,6 +15,8 @@ const CREDENTIALS = {
   }),
   server: (env) => ({
     'srv-broker': { user: env.MQTT_USER || '', password: env.MQTT_PASSWORD || '' },
+    // The Live dashboard example's own connection, when the demo adds it.
+    'dash-broker': { user: env.MQTT_USER || '', password: env.MQTT_PASSWORD || '' },
     'srv-influx': {
       user: env.INFLUX_USER || '',
       password: env.INFLUX_PASSWORD || '',

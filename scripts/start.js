@@ -120,7 +120,8 @@ async function main() {
     ['server', serverPort],
     ['pi', piPort],
   ]) {
-    const instance = prepareInstance({ role, userDir: path.join(dir, role), port, env });
+    const flows = role === 'server' ? withDashboard(lines, port) : undefined;
+    const instance = prepareInstance({ role, userDir: path.join(dir, role), port, env, flows });
     child(role, instance.args, instance.env);
     await services.waitFor(
       `the ${role} instance`,
@@ -134,6 +135,22 @@ async function main() {
   console.log(`node-red-contrib-teleinfo demo, in ${dir}:\n  ${lines.join('\n  ')}`);
   console.log(`pids: ${running.map((r) => `${r.name}=${r.pid}`).join(' ')}`);
   console.log('Ctrl-C stops everything.');
+}
+
+/**
+ * The server flow, plus the Live dashboard example when Dashboard 2.0 is installed (a devDependency: the demo shows
+ * what the readings look like; the package does not depend on it).
+ */
+function withDashboard(lines, port) {
+  try {
+    require.resolve('@flowfuse/node-red-dashboard');
+  } catch {
+    lines.push('no @flowfuse/node-red-dashboard installed: no live dashboard');
+    return undefined;
+  }
+  const read = (file) => JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8'));
+  lines.push(`live dashboard             http://127.0.0.1:${port}/dashboard/teleinfo`);
+  return [...read('flows/server.json'), ...read('examples/Live dashboard.json')];
 }
 
 let stopping = false;

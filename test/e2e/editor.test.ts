@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import { serviceSkip, tempDir } from '../support/services';
 
@@ -33,7 +34,8 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   let nr: NodeRedProcess;
   let browser: Browser;
   let page: Page;
-  const shots = tempDir('screens');
+  // UPDATE_SCREENSHOTS=1 writes them where the README shows them.
+  const shots = process.env.UPDATE_SCREENSHOTS ? path.join(ROOT, 'docs') : tempDir('screens');
 
   before(async () => {
     nr = await startNodeRed();

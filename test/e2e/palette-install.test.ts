@@ -184,6 +184,13 @@ describe('palette install from the packed tarball, examples imported in the edit
       await waitFor('readings of the simulated box in InfluxDB', async () => (await stored()) > 0, 30_000);
     },
     'Home Assistant discovery': async () => {},
+    // Dashboard 2.0 is installed beside (the example says so): its page is served.
+    'Live dashboard': async () => {
+      await waitFor(
+        'the dashboard page served',
+        async () => (await fetch(`${nr.url}/dashboard/teleinfo`)).status === 200,
+      );
+    },
     'Linky serial TIC to MQTT': async (from) => {
       await waitFor('a reading of the serial line published', () =>
         published.slice(from).includes('teleinfo/pi-palette/021861348497/reading'),
@@ -240,6 +247,8 @@ describe('palette install from the packed tarball, examples imported in the edit
         [],
         `${example}: errors in the log`,
       );
+      // The imported tab, with its nodes' status, for the README.
+      await page.locator('#red-ui-workspace-tabs li.red-ui-tab').last().click();
       await page.screenshot({ path: path.join(shots, `example-${slug(example)}.png`) });
     });
   }

@@ -36,12 +36,13 @@ describe('shipped flows and examples load in a real Node-RED', () => {
     });
   }
 
-  test('the six examples the palette menu lists', () => {
+  test('the seven examples the palette menu lists', () => {
     assert.deepEqual(examples.sort(), [
       'Alerts.json',
       'Eco-Devices to InfluxDB (single instance).json',
       'Home Assistant discovery.json',
       'Linky serial TIC to MQTT.json',
+      'Live dashboard.json',
       'Raspberry Pi publisher.json',
       'Server ingest.json',
     ]);
