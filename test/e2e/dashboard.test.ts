@@ -49,7 +49,7 @@ describe('the Live dashboard (Dashboard 2.0) in Chromium', { skip }, () => {
   });
   const readingOf = (m: SimulatedMeter, time: number): Reading =>
     parser.parse(encodeTicFrame('historic', m.historicGroups(time)), m.config.adco, new Date(time))
-      .readings[0]!;
+      .readings[0];
 
   before(async () => {
     mosquitto = await startMosquitto();
