@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, beforeEach, afterEach, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -285,5 +286,86 @@ describe(
       const byTime = (a: unknown[], b: unknown[]) => (a[2] as number) - (b[2] as number);
       assert.deepEqual(got.sort(byTime), expected.sort(byTime));
     });
+  },
+);
+
+/**
+ * A VictoriaMetrics cluster takes line protocol under /insert/<tenant>/influx/ (vminsert). The single-node
+ * victoria-metrics here serves it at the root, so a path-rewriting proxy in front of it plays vminsert: it refuses
+ * any path without the tenant prefix and forwards the rest without it.
+ */
+async function vminsertProxy(
+  target: string,
+): Promise<{ url: string; paths: string[]; close(): Promise<void> }> {
+  const prefix = '/insert/42/influx';
+  const paths: string[] = [];
+  const server = http.createServer((req, res) => {
+    paths.push(req.url ?? '');
+    if (!req.url?.startsWith(`${prefix}/`)) {
+      res.writeHead(404).end('unsupported path requested');
+      return;
+    }
+    const upstream = http.request(
+      `${target}${req.url.slice(prefix.length)}`,
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}${prefix}`,
+    paths,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+describe(
+  'influx-teleinfo-out into a VictoriaMetrics cluster path (/insert/<tenant>/influx, through a path-rewriting proxy standing for vminsert)',
+  { skip: serviceSkip('victoria-metrics') },
+  () => {
+    let vm: VictoriaMetrics;
+    let proxy: Awaited<ReturnType<typeof vminsertProxy>>;
+    before(async () => {
+      vm = await startVictoriaMetrics();
+      proxy = await vminsertProxy(vm.url);
+      helper.settings({ userDir: tempDir('nr-user') });
+      await startHelper();
+    });
+    after(async () => {
+      await stopHelper();
+      helper.settings({});
+      await proxy.close();
+      await vm.stop();
+    });
+    afterEach(() => helper.unload());
+
+    for (const api of ['2', '1'] as const) {
+      test(`the URL's path is kept (API ${api}.x): every point stored through the tenant prefix`, async () => {
+        const readings = simulatedReadings(5).map((r) => ({ ...r, meter: `${r.meter}-v${api}` }));
+        const out = await loadWriter(
+          api === '2'
+            ? { url: proxy.url, api, org: 'home', bucket: 'energy' }
+            : { url: proxy.url, api, database: 'teleinfo' },
+          api === '2' ? { token: 'unused-by-vm' } : {},
+        );
+        out.receive({ payload: readings });
+        const selector = `{__name__="teleinfo_PAPP",meter=~".*-v${api}"}`;
+        await waitFor('the points behind the prefix', async () => {
+          const series = await vm.exportSeries(selector);
+          return series.reduce((n, x) => n + x.values.length, 0) === readings.length;
+        });
+        const writes = proxy.paths.filter((p) => p.includes(api === '2' ? '/api/v2/write' : '/write?'));
+        assert.ok(writes.length > 0);
+        assert.ok(
+          writes.every((p) => p.startsWith('/insert/42/influx/')),
+          writes.join(' '),
+        );
+      });
+    }
   },
 );

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
+import yaml from 'js-yaml';
 import mqtt from 'mqtt';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
 import { startShippedBroker } from '../support/shipped-broker';
@@ -96,6 +97,59 @@ test(
       '127.0.0.1:3000:3000',
       '8883:8883',
     ]);
+  },
+);
+
+test(
+  'docker-compose.servers.yml adds a second and a third server on the shared subscription, each with its own session and spool, nothing published',
+  { skip: serviceSkip('docker-compose') },
+  () => {
+    const filled = Object.fromEntries(
+      fs
+        .readFileSync(path.join(ROOT, '.env.example'), 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1) || 'x']),
+    );
+    const merged = yaml.load(
+      execFileSync(
+        'docker-compose',
+        [
+          '-f',
+          path.join(ROOT, 'docker-compose.yml'),
+          '-f',
+          path.join(ROOT, 'docker-compose.servers.yml'),
+          'config',
+        ],
+        { env: { ...process.env, ...filled }, encoding: 'utf8', cwd: tempDir('compose') },
+      ),
+    ) as {
+      services: Record<
+        string,
+        { environment: Record<string, string>; volumes: (string | { source: string })[]; ports?: unknown[] }
+      >;
+    };
+    const servers = Object.entries(merged.services).filter(([name]) => name.startsWith('node-red-server'));
+    assert.deepEqual(servers.map(([name]) => name).sort(), [
+      'node-red-server',
+      'node-red-server-2',
+      'node-red-server-3',
+    ]);
+    const env = servers.map(([, s]) => s.environment);
+    assert.equal(new Set(env.map((e) => e.MQTT_CLIENT_ID)).size, 3, 'a session each');
+    // `config` prints compose's own escape: $$ for $.
+    assert.ok(
+      env.every(
+        (e) => e.MQTT_READINGS_TOPIC.replace('$$', '$') === '$share/teleinfo-ingest/teleinfo/+/+/reading',
+      ),
+    );
+    assert.equal(new Set(env.map((e) => `${e.INFLUX_URL} ${e.INFLUX_DB}`)).size, 1, 'one database');
+    const dataVolume = (v: string | { source: string }) =>
+      (typeof v === 'string' ? v : `${v.source}:`).split(':')[0];
+    const volumes = servers.map(([, s]) => s.volumes.map(dataVolume).find((v) => v.includes('data')));
+    assert.equal(new Set(volumes).size, 3, `a spool each: ${volumes.join(', ')}`);
+    for (const [name, s] of servers.filter(([n]) => n !== 'node-red-server'))
+      assert.equal(s.ports, undefined, `${name} publishes nothing`);
   },
 );
 
