@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -127,6 +128,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     'teleinfo-spool',
     'teleinfo-resubscribe',
     'teleinfo-alert',
+    'teleinfo-ha-discovery',
   ]) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
       await page.evaluate((t) => {
@@ -168,5 +170,74 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     );
     assert.match(help, /Décode les données/);
     await context.close();
+  });
+
+  test('validators say what is wrong (Node-RED 4 messages), and accept ${ENV} where a value may come from the environment', async () => {
+    const cases: [string, string, string][] = [
+      ['ecodevices-in', 'interval', '1'],
+      ['teleinfo-spool', 'overlap', '0'],
+      ['teleinfo-alert', 'thresholdVA', '-5'],
+      ['teleinfo-parse', 'topic', 'teleinfo/#'],
+      ['influx-teleinfo-out', 'measurement', '_internal'],
+      ['teleinfo-ha-discovery', 'prefix', 'home assistant'],
+      ['teleinfo-ha-discovery', 'availabilityTopic', 'teleinfo/+/status'],
+    ];
+    const results = await page.evaluate((all) => {
+      const r = RED as unknown as {
+        nodes: {
+          getType(t: string): { defaults: Record<string, { validate?: (v: string, o?: object) => unknown }> };
+        };
+      };
+      return all.map(([type, prop, bad]) => {
+        const def = r.nodes.getType(type).defaults[prop];
+        const node = { _: (k: string) => k };
+        return {
+          type,
+          prop,
+          message: def.validate!.call(node, bad, { label: prop }),
+          quiet: def.validate!.call(node, bad),
+          env: def.validate!.call(node, '${SOME_VAR}', { label: prop }),
+        };
+      });
+    }, cases);
+    for (const res of results) {
+      assert.equal(typeof res.message, 'string', `${res.type}.${res.prop}: a message`);
+      assert.equal(res.quiet, false, `${res.type}.${res.prop}: false without options`);
+      if (
+        res.prop !== 'topic' &&
+        res.prop !== 'prefix' &&
+        res.prop !== 'availabilityTopic' &&
+        res.prop !== 'measurement'
+      )
+        assert.equal(res.env, true, `${res.type}.${res.prop}: \${ENV} accepted`);
+    }
+  });
+
+  test('the shipped flows import with every one of our nodes valid (no red triangle in the editor)', async () => {
+    for (const file of ['flows/pi.json', 'flows/server.json']) {
+      const flow = JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as FlowNode[];
+      const invalid = await page.evaluate((nodes) => {
+        const r = RED as unknown as {
+          view: { importNodes(n: unknown[], o?: object): void };
+          nodes: {
+            eachNode(cb: (n: { type: string; valid: boolean; id: string }) => void): void;
+            eachConfig(cb: (n: { type: string; valid: boolean; id: string }) => void): void;
+          };
+          editor: { validateNode(n: object): void };
+        };
+        r.view.importNodes(nodes, { generateIds: true, addFlow: true });
+        const bad: string[] = [];
+        const check = (n: { type: string; valid: boolean; id: string }) => {
+          // Ours, not the bare nodes the dialog tests above dropped.
+          if (!/^(teleinfo|ecodevices|influx)/.test(n.type) || n.id.startsWith('dialog-')) return;
+          r.editor.validateNode(n);
+          if (!n.valid) bad.push(`${n.type} ${n.id}`);
+        };
+        r.nodes.eachNode(check);
+        r.nodes.eachConfig(check);
+        return bad;
+      }, flow);
+      assert.deepEqual(invalid, [], `${file}: invalid nodes`);
+    }
   });
 });
