@@ -143,7 +143,8 @@ async function main() {
  */
 function withDashboard(lines, port) {
   try {
-    require.resolve('@flowfuse/node-red-dashboard');
+    // It has no main entry: its package.json says it is there.
+    require.resolve('@flowfuse/node-red-dashboard/package.json');
   } catch {
     lines.push('no @flowfuse/node-red-dashboard installed: no live dashboard');
     return undefined;
