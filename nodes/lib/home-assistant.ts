@@ -34,7 +34,6 @@ interface EntityConfig {
 /** What we know of a meter, kept across restarts so a clear still finds every config. */
 export interface KnownMeter {
   stateTopic: string;
-  availabilityTopic: string | null;
   source: Reading['source'];
   model: string;
   labels: string[];
@@ -82,6 +81,8 @@ const orNone = (label: string, expression: string) =>
 
 export class HaDiscovery {
   private readonly meters: Map<string, KnownMeter>;
+  /** The labels of each meter as a set, to check a reading against without building anything. */
+  private readonly labelSets = new Map<string, Set<string>>();
 
   constructor(
     private readonly options: DiscoveryOptions,
@@ -101,27 +102,32 @@ export class HaDiscovery {
   /** A reading seen on `topic`: the configs of its meter if anything about them is new, else none. */
   observe(reading: Reading, topic: string, now: number): DiscoveryMessage[] {
     const known = this.meters.get(reading.meter);
-    const labels = Object.keys(reading.values).sort();
+    // Every reading of the server passes here: the common case (nothing new) costs a lookup per label.
+    if (known && known.stateTopic === topic && this.labelsKnown(reading.meter, known, reading)) {
+      known.lastSeen = now;
+      return [];
+    }
     const model = modelOf(reading);
-    const availabilityTopic = this.availabilityFor(topic);
-    const changed =
-      !known ||
-      known.stateTopic !== topic ||
-      known.model !== model ||
-      known.availabilityTopic !== availabilityTopic ||
-      labels.some((l) => !known.labels.includes(l));
+    const labels = Object.keys(reading.values);
     const meter: KnownMeter = {
       stateTopic: topic,
-      availabilityTopic,
       source: reading.source,
       model,
-      labels: known ? [...new Set([...known.labels, ...labels])].sort() : labels,
+      labels: [...new Set([...(known?.labels ?? []), ...labels])].sort(),
       alerts: known?.alerts ?? [],
       ...(reading.counter ? { counter: reading.counter.name } : {}),
       lastSeen: now,
     };
     this.meters.set(reading.meter, meter);
-    return changed ? this.messages(reading.meter, meter) : [];
+    this.labelSets.delete(reading.meter);
+    return this.messages(reading.meter, meter);
+  }
+
+  private labelsKnown(id: string, known: KnownMeter, reading: Reading): boolean {
+    let set = this.labelSets.get(id);
+    if (!set) this.labelSets.set(id, (set = new Set(known.labels)));
+    for (const label in reading.values) if (!set.has(label)) return false;
+    return modelOf(reading) === known.model;
   }
 
   /** An alert state of teleinfo-alert, published on `topic`: a binary sensor for each (meter, rule). */
@@ -142,6 +148,7 @@ export class HaDiscovery {
     const known = this.meters.get(meter);
     if (!known) return [];
     this.meters.delete(meter);
+    this.labelSets.delete(meter);
     return this.messages(meter, known).map((m) => ({ topic: m.topic, payload: '' }));
   }
 
@@ -166,16 +173,18 @@ export class HaDiscovery {
       model: known.model,
       name: this.options.deviceName.replace(/\{meter\}/g, meter),
     };
+    // From the options in force, so a changed availability pattern applies to meters announced before it.
+    const availabilityTopic = this.availabilityFor(known.stateTopic);
     const common = (entity: EntityConfig): EntityConfig => ({
       ...entity,
       config: {
         ...entity.config,
         state_topic: entity.config.state_topic ?? known.stateTopic,
-        ...(known.availabilityTopic && entity.config.state_topic === undefined
+        ...(availabilityTopic && entity.config.state_topic === undefined
           ? {
               availability: [
                 {
-                  topic: known.availabilityTopic,
+                  topic: availabilityTopic,
                   payload_available: 'online',
                   payload_not_available: 'offline',
                 },

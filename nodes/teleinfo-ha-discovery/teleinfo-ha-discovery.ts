@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { failInput } from '../node-red';
+import { failInput, ThrottledStatus } from '../node-red';
 import { HaDiscovery, type DiscoveryMessage, type DiscoverySnapshot } from '../lib/home-assistant';
 import { readingsOf } from '../lib/reading';
 
@@ -49,31 +49,35 @@ export = function register(RED: NodeAPI): void {
     const warnedSilent = new Set<string>();
     let ready = false;
     const waiting: (() => void)[] = [];
-    context.get(CONTEXT_KEY, store, (err: Error | null, saved: unknown) => {
-      if (err) node.warn(RED._('teleinfo-ha-discovery.errors.restore', { error: err.message }));
-      else if (saved) discovery = new HaDiscovery(options, saved as DiscoverySnapshot);
-      ready = true;
-      render();
-      for (const run of waiting.splice(0)) run();
-    });
-
-    function render(): void {
+    let silentCount = 0;
+    // Per reading only a throttled status; the meters are scanned for silence once a minute.
+    const status = new ThrottledStatus(node, () => ({
+      fill: linkDown ? 'red' : silentCount > 0 ? 'yellow' : 'green',
+      shape: 'dot',
+      text: RED._('teleinfo-ha-discovery.status.summary', {
+        meters: discovery.size,
+        configs: announced,
+        silent: silentCount,
+      }),
+    }));
+    function checkSilent(): void {
       const silent = discovery.silentSince(Date.now(), silentMs);
       for (const meter of silent) {
         if (warnedSilent.has(meter)) continue;
         warnedSilent.add(meter);
         node.warn(RED._('teleinfo-ha-discovery.log.silent', { meter, hours: silentMs / 3_600_000 }));
       }
-      node.status({
-        fill: linkDown ? 'red' : silent.length > 0 ? 'yellow' : 'green',
-        shape: 'dot',
-        text: RED._('teleinfo-ha-discovery.status.summary', {
-          meters: discovery.size,
-          configs: announced,
-          silent: silent.length,
-        }),
-      });
+      silentCount = silent.length;
+      status.schedule();
     }
+
+    context.get(CONTEXT_KEY, store, (err: Error | null, saved: unknown) => {
+      if (err) node.warn(RED._('teleinfo-ha-discovery.errors.restore', { error: err.message }));
+      else if (saved) discovery = new HaDiscovery(options, saved as DiscoverySnapshot);
+      ready = true;
+      checkSilent();
+      for (const run of waiting.splice(0)) run();
+    });
 
     const publish = (send: (msg: NodeMessage[][]) => void, messages: DiscoveryMessage[]) => {
       if (messages.length === 0) return;
@@ -95,12 +99,12 @@ export = function register(RED: NodeAPI): void {
           linkDown = false;
           publish(send, discovery.announceAll());
         }
-        render();
+        status.schedule();
         return done();
       }
       if (topic === `${prefix}/status`) {
         if (String(msg.payload).trim() === 'online') publish(send, discovery.announceAll());
-        render();
+        status.schedule();
         return done();
       }
       if (typeof msg.clear === 'string') {
@@ -113,13 +117,13 @@ export = function register(RED: NodeAPI): void {
           });
         publish(send, cleared);
         warnedSilent.delete(msg.clear);
-        render();
+        status.schedule();
         return done();
       }
       const alert = ALERT_TOPIC.exec(topic);
       if (alert) {
         publish(send, discovery.observeAlert(alert[1], alert[2], topic));
-        render();
+        status.schedule();
         return done();
       }
       const readings = readingsOf(msg.payload);
@@ -146,13 +150,14 @@ export = function register(RED: NodeAPI): void {
         warnedSilent.delete(r.meter);
         publish(send, discovery.observe(r, topic, now));
       }
-      render();
+      status.schedule();
       done();
     });
 
-    const timer = setInterval(() => ready && render(), 60_000);
+    const timer = setInterval(() => ready && checkSilent(), 60_000);
     node.on('close', (_removed: boolean, done: () => void) => {
       clearInterval(timer);
+      status.stop();
       done();
     });
   }
