@@ -82,7 +82,16 @@ async function runDemo(
     const left = pids.filter((p) => alive(p.pid));
     assert.deepEqual(left, [], 'every child process is gone');
   } finally {
-    if (demo.exitCode === null) demo.kill('SIGKILL');
+    // A failed check leaves the demo running: in a clone, its whole process group (npm, the demo, its children).
+    if (demo.exitCode === null && demo.signalCode === null) {
+      if (clone) {
+        try {
+          process.kill(-demo.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      } else demo.kill('SIGKILL');
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,228 @@
+/**
+ * npm run bench:fleet — a fleet on one machine: FLEET_METERS simulated meters (default 10,000, mixed contracts, one
+ * reading every 10 s each) behind FLEET_PIS Pis (default 50), played by one load generator that speaks the Pi's
+ * exact MQTT protocol (MQTT 5, a session and a will per Pi, its retained status, QoS 1 JSON readings on
+ * teleinfo/<pi>/<meter>/reading) → mosquitto (project settings) → 1, 2, then 3 server instances (flows/server.json)
+ * on the shared subscription → influxd. For each server count:
+ *   paced: FLEET_SECONDS (default 600) at the fleet's rate: stored = sent, latency p50/p99 from a reading's own
+ *          time to its point being queryable, CPU of each component, broker peak RSS;
+ *   burst: FLEET_BURST readings (default 30,000) as fast as the Pis' MQTT sessions take them: the chain's readings/s,
+ *          the curve against the server count.
+ */
+import fs from 'node:fs';
+import { connectAsync, type MqttClient } from 'mqtt';
+import type { Reading } from '../nodes/lib';
+import { TeleinfoParser } from '../nodes/lib/teleinfo-parser';
+import { SimulatedMeter, type Contract } from '../nodes/lib/simulator/meter';
+import { encodeTicFrame } from '../nodes/lib/tic/encoder';
+import { projectBrokerSettings } from '../test/support/end-to-end';
+import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
+import { startInfluxd, startMosquitto, tempDir, waitFor, type Influxd } from '../test/support/services';
+import { cpuSeconds, rssMiB } from './support/process-stats';
+
+const METERS = Number(process.env.FLEET_METERS) || 10_000;
+const PIS = Number(process.env.FLEET_PIS) || 50;
+const SECONDS = Number(process.env.FLEET_SECONDS) || 600;
+const BURST = Number(process.env.FLEET_BURST) || 30_000;
+const SERVERS = (process.env.FLEET_SERVERS ?? '1,2,3').split(',').map(Number);
+const CONTRACTS: Contract[] = ['BASE', 'HC', 'EJP', 'TEMPO'];
+
+/** One reading per meter, decoded from the simulator's frames: the template each message is made from. */
+function templates(): Reading[] {
+  const parser = new TeleinfoParser({
+    mode: 'auto',
+    emit: 'all',
+    intervalSeconds: 0,
+    labels: [],
+    device: 'x',
+  });
+  const now = Date.now();
+  return Array.from({ length: METERS }, (_, i) => {
+    const meter = new SimulatedMeter({
+      adco: String(30_000_000_000 + i).padStart(12, '0'),
+      contract: CONTRACTS[i % 4]!,
+      phases: i % 5 === 0 ? 3 : 1,
+      isousc: 45,
+      seed: i,
+      origin: now,
+    });
+    return parser.parse(encodeTicFrame('historic', meter.historicGroups(now)), String(i), new Date(now))
+      .readings[0]!;
+  });
+}
+
+class Fleet {
+  sent = 0;
+  acked = 0;
+  private readonly pis: MqttClient[] = [];
+  constructor(private readonly readings: Reading[]) {}
+
+  async connect(url: string): Promise<void> {
+    for (let p = 0; p < PIS; p++) {
+      const status = `teleinfo/fleet-${p}/status`;
+      const client = await connectAsync(url, {
+        protocolVersion: 5,
+        clientId: `teleinfo-fleet-${p}`,
+        clean: true,
+        will: { topic: status, payload: Buffer.from('offline'), qos: 1, retain: true },
+      });
+      await client.publishAsync(status, 'online', { qos: 1, retain: true });
+      this.pis.push(client);
+    }
+  }
+
+  /** Reading number `k` of the run: meter k mod METERS, at this instant, published by its Pi. */
+  publish(k: number): Promise<void> {
+    const i = k % this.readings.length;
+    const r = this.readings[i]!;
+    const reading = { ...r, time: new Date().toISOString(), apparentPower: 100 + (k % 50) * 10 };
+    const pi = i % PIS;
+    this.sent++;
+    return this.pis[pi]!.publishAsync(`teleinfo/fleet-${pi}/${r.meter}/reading`, JSON.stringify(reading), {
+      qos: 1,
+    }).then(() => {
+      this.acked++;
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.pis) await c.endAsync();
+  }
+}
+
+async function count(influxd: Influxd, db: string): Promise<number> {
+  const r = await influxd.query('SELECT count("phases") FROM teleinfo', db);
+  return (r.results[0]?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+
+async function main(): Promise<void> {
+  const readings = templates();
+  const mosquitto = await startMosquitto({ global: projectBrokerSettings() });
+  const influxd = await startInfluxd();
+  const dirs: string[] = [];
+  const rows: string[] = [];
+  try {
+    for (const n of SERVERS) {
+      const servers: NodeRedProcess[] = [];
+      for (const phase of ['paced', 'burst'] as const) {
+        const db = `fleet_${n}_${phase}`;
+        await influxd.query(`CREATE DATABASE ${db}`);
+        for (let s = 0; s < n; s++) {
+          const server = await startInstance('server', {
+            dir: dirs[dirs.push(tempDir('fleet-server')) - 1],
+            env: {
+              MQTT_URL: mosquitto.url,
+              MQTT_CLIENT_ID: `teleinfo-fleet-server-${phase}-${s}`,
+              INFLUX_URL: influxd.url,
+              INFLUX_DB: db,
+            },
+          });
+          servers.push(server);
+          await waitFor('a server link', () => server.log().includes('Connected to broker'), 30_000);
+        }
+        const fleet = new Fleet(readings);
+        await fleet.connect(mosquitto.url);
+        const pids = { mosquitto: mosquitto.pid, influxd: influxd.pid, servers: servers.map((s) => s.pid) };
+        const cpu0 = {
+          mosquitto: cpuSeconds(pids.mosquitto),
+          influxd: cpuSeconds(pids.influxd),
+          servers: pids.servers.map(cpuSeconds),
+          generator: process.cpuUsage(),
+        };
+        let brokerPeak = rssMiB(pids.mosquitto);
+        const sentAt: { at: number; sent: number }[] = [];
+        const storedAt: { at: number; stored: number }[] = [];
+        const start = Date.now();
+        let k = 0;
+        if (phase === 'paced') {
+          // The fleet's own pace: METERS / 10 readings/s, every 100 ms a tenth of a second's worth.
+          const perTick = METERS / 100;
+          let due = 0;
+          await new Promise<void>((resolve) => {
+            const timer = setInterval(() => {
+              due += perTick;
+              while (k < due) void fleet.publish(k++);
+              sentAt.push({ at: Date.now(), sent: fleet.sent });
+              brokerPeak = Math.max(brokerPeak, rssMiB(pids.mosquitto));
+              if (Date.now() - start >= SECONDS * 1000) {
+                clearInterval(timer);
+                resolve();
+              }
+            }, 100);
+            const sampler = setInterval(() => {
+              void count(influxd, db).then((stored) => storedAt.push({ at: Date.now(), stored }));
+              if (Date.now() - start >= SECONDS * 1000) clearInterval(sampler);
+            }, 500);
+          });
+        } else {
+          // As fast as the sessions take it: at most 2,000 unacknowledged messages in flight overall.
+          while (k < BURST) {
+            while (k < BURST && fleet.sent - fleet.acked < 2000) void fleet.publish(k++);
+            await new Promise((r) => setImmediate(r));
+          }
+        }
+        const total = fleet.sent;
+        let stored = 0;
+        await waitFor(
+          `${total} points in ${db}`,
+          async () => {
+            stored = await count(influxd, db);
+            storedAt.push({ at: Date.now(), stored });
+            brokerPeak = Math.max(brokerPeak, rssMiB(pids.mosquitto));
+            return stored >= total;
+          },
+          10 * 60_000,
+        ).catch(() => undefined);
+        const end = storedAt.find((s) => s.stored >= stored)!.at;
+        const seconds = (end - start) / 1000;
+        const cpu = (now: number, before: number) => `${(((now - before) / seconds) * 100).toFixed(0)} %`;
+        const gen = process.cpuUsage(cpu0.generator);
+        const cpus = [
+          `broker ${cpu(cpuSeconds(pids.mosquitto), cpu0.mosquitto)}`,
+          `influxd ${cpu(cpuSeconds(pids.influxd), cpu0.influxd)}`,
+          `servers ${pids.servers.map((p, i) => cpu(cpuSeconds(p), cpu0.servers[i]!)).join(' + ')}`,
+          `generator ${(((gen.user + gen.system) / 1e6 / seconds) * 100).toFixed(0)} %`,
+        ].join(', ');
+        let latency = '';
+        if (phase === 'paced') {
+          // The k-th reading was sent at the first sample counting k sent, and queryable at the first counting k stored.
+          const lat: number[] = [];
+          for (let q = 1; q <= 200; q++) {
+            const target = Math.floor((q / 200) * stored);
+            const s = sentAt.find((x) => x.sent >= target);
+            const t = storedAt.find((x) => x.stored >= target);
+            if (s && t) lat.push(t.at - s.at);
+          }
+          lat.sort((a, b) => a - b);
+          latency = `${pct(lat, 0.5)} ms / ${pct(lat, 0.99)} ms`;
+        }
+        const rate = Math.round(stored / seconds);
+        rows.push(
+          `| ${n} | ${phase === 'paced' ? `${METERS / 10}/s × ${SECONDS} s` : `burst ${BURST}`} | ${stored}/${total} | ${rate} | ${latency || '–'} | ${cpus} | ${brokerPeak.toFixed(0)} MiB |`,
+        );
+        console.log(rows[rows.length - 1]);
+        await fleet.close();
+        while (servers.length > 0) await servers.pop()!.stop();
+      }
+    }
+    console.log(
+      `\n${METERS} meters (one reading / 10 s each) behind ${PIS} Pis → mosquitto → N servers ($share) → influxd, one 2-core machine`,
+    );
+    console.log(
+      '| Servers | Load | Stored/sent | Readings/s | Latency p50 / p99 | CPU (of one core) | Broker peak RSS |',
+    );
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    await mosquitto.stop();
+    await influxd.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
