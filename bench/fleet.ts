@@ -40,14 +40,14 @@ function templates(): Reading[] {
   return Array.from({ length: METERS }, (_, i) => {
     const meter = new SimulatedMeter({
       adco: String(30_000_000_000 + i).padStart(12, '0'),
-      contract: CONTRACTS[i % 4]!,
+      contract: CONTRACTS[i % 4],
       phases: i % 5 === 0 ? 3 : 1,
       isousc: 45,
       seed: i,
       origin: now,
     });
     return parser.parse(encodeTicFrame('historic', meter.historicGroups(now)), String(i), new Date(now))
-      .readings[0]!;
+      .readings[0];
   });
 }
 
@@ -74,15 +74,17 @@ class Fleet {
   /** Reading number `k` of the run: meter k mod METERS, at this instant, published by its Pi. */
   publish(k: number): Promise<void> {
     const i = k % this.readings.length;
-    const r = this.readings[i]!;
+    const r = this.readings[i];
     const reading = { ...r, time: new Date().toISOString(), apparentPower: 100 + (k % 50) * 10 };
     const pi = i % PIS;
     this.sent++;
-    return this.pis[pi]!.publishAsync(`teleinfo/fleet-${pi}/${r.meter}/reading`, JSON.stringify(reading), {
-      qos: 1,
-    }).then(() => {
-      this.acked++;
-    });
+    return this.pis[pi]
+      .publishAsync(`teleinfo/fleet-${pi}/${r.meter}/reading`, JSON.stringify(reading), {
+        qos: 1,
+      })
+      .then(() => {
+        this.acked++;
+      });
   }
 
   async close(): Promise<void> {
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
         const cpus = [
           `broker ${cpu(cpuSeconds(pids.mosquitto), cpu0.mosquitto)}`,
           `influxd ${cpu(cpuSeconds(pids.influxd), cpu0.influxd)}`,
-          `servers ${pids.servers.map((p, i) => cpu(cpuSeconds(p), cpu0.servers[i]!)).join(' + ')}`,
+          `servers ${pids.servers.map((p, i) => cpu(cpuSeconds(p), cpu0.servers[i])).join(' + ')}`,
           `generator ${(((gen.user + gen.system) / 1e6 / seconds) * 100).toFixed(0)} %`,
         ].join(', ');
         let latency = '';
