@@ -10,12 +10,14 @@
  *          the curve against the server count.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { Reading } from '../nodes/lib';
 import { TeleinfoParser } from '../nodes/lib/teleinfo-parser';
 import { SimulatedMeter, type Contract } from '../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../nodes/lib/tic/encoder';
 import { projectBrokerSettings } from '../test/support/end-to-end';
+import { ROOT } from '../test/support/fixtures';
 import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
 import { startInfluxd, startMosquitto, tempDir, waitFor, type Influxd } from '../test/support/services';
 import { cpuSeconds, rssMiB } from './support/process-stats';
@@ -26,6 +28,19 @@ const SECONDS = Number(process.env.FLEET_SECONDS) || 600;
 const BURST = Number(process.env.FLEET_BURST) || 30_000;
 const SERVERS = (process.env.FLEET_SERVERS ?? '1,2,3').split(',').map(Number);
 const CONTRACTS: Contract[] = ['BASE', 'HC', 'EJP', 'TEMPO'];
+/** FLEET_HA=on enables the server flow's Home Assistant discovery node (disabled as shipped; ~25 retained configs per meter). */
+const HA = process.env.FLEET_HA === 'on';
+
+function serverFlows(): unknown[] {
+  const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {
+    id: string;
+    d?: boolean;
+  }[];
+  const ha = flows.find((n) => n.id === 'srv-ha')!;
+  if (HA) delete ha.d;
+  else ha.d = true;
+  return flows;
+}
 
 /** One reading per meter, decoded from the simulator's frames: the template each message is made from. */
 function templates(): Reading[] {
@@ -55,6 +70,7 @@ class Fleet {
   sent = 0;
   acked = 0;
   private readonly pis: MqttClient[] = [];
+  private readonly lastTime: number[] = [];
   constructor(private readonly readings: Reading[]) {}
 
   async connect(url: string): Promise<void> {
@@ -75,7 +91,10 @@ class Fleet {
   publish(k: number): Promise<void> {
     const i = k % this.readings.length;
     const r = this.readings[i];
-    const reading = { ...r, time: new Date().toISOString(), apparentPower: 100 + (k % 50) * 10 };
+    // Its own time, never twice the same for a meter: the same series and time would overwrite a point.
+    const time = Math.max(Date.now(), (this.lastTime[i] ?? 0) + 1);
+    this.lastTime[i] = time;
+    const reading = { ...r, time: new Date(time).toISOString(), apparentPower: 100 + (k % 50) * 10 };
     const pi = i % PIS;
     this.sent++;
     return this.pis[pi]
@@ -114,9 +133,11 @@ async function main(): Promise<void> {
         for (let s = 0; s < n; s++) {
           const server = await startInstance('server', {
             dir: dirs[dirs.push(tempDir('fleet-server')) - 1],
+            flows: serverFlows(),
             env: {
               MQTT_URL: mosquitto.url,
-              MQTT_CLIENT_ID: `teleinfo-fleet-server-${phase}-${s}`,
+              // The same session for server s in every phase: a stopped server's session would keep its share of the group.
+              MQTT_CLIENT_ID: `teleinfo-fleet-server-${s}`,
               INFLUX_URL: influxd.url,
               INFLUX_DB: db,
             },
@@ -210,7 +231,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(
-      `\n${METERS} meters (one reading / 10 s each) behind ${PIS} Pis → mosquitto → N servers ($share) → influxd, one 2-core machine`,
+      `\n${METERS} meters (one reading / 10 s each) behind ${PIS} Pis → mosquitto → N servers ($share) → influxd, one 2-core machine; Home Assistant discovery ${HA ? 'on' : 'off'}`,
     );
     console.log(
       '| Servers | Load | Stored/sent | Readings/s | Latency p50 / p99 | CPU (of one core) | Broker peak RSS |',

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt from 'mqtt';
 import { labelSpec } from '../../nodes/lib/tic/labels';
+import { ROOT } from '../support/fixtures';
 import { render, sampleReadings, schemaProblems, type HaConfig } from '../support/home-assistant';
 import { startInstance, type NodeRedProcess } from '../support/node-red-process';
 import {
@@ -63,8 +64,15 @@ describe('Home Assistant discovery through the shipped server flow', { skip }, (
     mosquitto = await startMosquitto({ dir: mosquittoDir });
     influxd = await startInfluxd();
     await influxd.query('CREATE DATABASE teleinfo_ha');
+    // The shipped server flow, with its discovery node enabled as a Home Assistant user does.
+    const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {
+      id: string;
+      d?: boolean;
+    }[];
+    delete flows.find((n) => n.id === 'srv-ha')!.d;
     server = await startInstance('server', {
       dir: serverDir,
+      flows,
       env: {
         MQTT_URL: mosquitto.url,
         MQTT_CLIENT_ID: 'teleinfo-ha-server',
