@@ -1,4 +1,4 @@
-import type { Node, NodeAPI, NodeStatus } from 'node-red';
+import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
 
 /**
  * Small helpers shared by our nodes: one way to report an error (status + done(err), so Catch nodes see it),
@@ -43,4 +43,22 @@ export class ThrottledStatus {
 export function resolveCredential(RED: NodeAPI, node: Node, value: string | undefined): string | undefined {
   if (!value) return value;
   return /^\$\{[^}]+\}$/.test(value) ? String(RED.util.evaluateEnvProperty(value, node) ?? '') : value;
+}
+
+/** What a Status node sends about the node it watches (an mqtt out, a serial in): that node's status. */
+export interface LinkStatusMessage extends NodeMessageInFlow {
+  status: { fill?: string; text?: string; source?: { id?: string } };
+}
+
+export function isLinkStatus(msg: NodeMessageInFlow): msg is LinkStatusMessage {
+  const status = (msg as Partial<LinkStatusMessage>).status;
+  return typeof status === 'object' && status !== null && msg.payload === undefined;
+}
+
+/**
+ * The watched link as its node's status says: green is connected, red is lost (the core mqtt and serial nodes
+ * both), anything else (connecting, stopped) neither.
+ */
+export function linkState(msg: LinkStatusMessage): 'up' | 'down' | 'other' {
+  return msg.status.fill === 'green' ? 'up' : msg.status.fill === 'red' ? 'down' : 'other';
 }

@@ -25,6 +25,8 @@ export interface ParserOptions {
 export interface ParseOutcome {
   readonly readings: Reading[];
   readonly errors: string[];
+  /** TIC groups of this input that passed their checksum (what tells a serial line's baud is right). */
+  readonly validGroups: number;
 }
 
 export interface ParserCounters extends TicCounters {
@@ -63,8 +65,9 @@ export class TeleinfoParser {
   parse(payload: unknown, stream: string, now: Date): ParseOutcome {
     const readings: Reading[] = [];
     const errors: string[] = [];
+    let validGroups = 0;
     try {
-      this.dispatch(payload, stream, now, readings, errors);
+      validGroups = this.dispatch(payload, stream, now, readings, errors);
     } catch (e) {
       this.own.invalidInputs++;
       errors.push((e as Error).message);
@@ -74,7 +77,7 @@ export class TeleinfoParser {
     this.own.suppressed += readings.length - emitted.length;
     const last = emitted[emitted.length - 1];
     if (last) this.lastMeter = last.meter;
-    return { readings: emitted, errors };
+    return { readings: emitted, errors, validGroups };
   }
 
   /** The serial line was lost or reopened: every frame in progress is dropped (counted as interrupted). */
@@ -87,7 +90,8 @@ export class TeleinfoParser {
     return errors;
   }
 
-  private dispatch(input: unknown, stream: string, now: Date, readings: Reading[], errors: string[]): void {
+  /** Decode one input into `readings` and `errors`; returns how many TIC groups passed their checksum. */
+  private dispatch(input: unknown, stream: string, now: Date, readings: Reading[], errors: string[]): number {
     let payload = input;
     if (typeof payload === 'string' && /^\s*[[{]/.test(payload)) {
       try {
@@ -98,21 +102,20 @@ export class TeleinfoParser {
     }
     if (Array.isArray(payload) && payload.length > 0 && payload.every(isReading)) {
       readings.push(...payload);
-      return;
+      return 0;
     }
     if (isReading(payload)) {
       readings.push(payload);
-      return;
+      return 0;
     }
     if (looksLikeEcoDevices(payload)) {
       const snapshot = decodeEcoDevicesPayload(payload, { device: this.options.device, time: now });
       if (snapshot.readings.length > 0) this.lastMode = 'ecodevices';
       readings.push(...snapshot.readings);
-      return;
+      return 0;
     }
     if (typeof payload === 'string' || payload instanceof Uint8Array) {
-      this.decodeTic(payload, stream, now, readings, errors);
-      return;
+      return this.decodeTic(payload, stream, now, readings, errors);
     }
     throw new Error(
       `teleinfo-parse expects raw TIC (Buffer or string), Eco-Devices JSON or XML, or a normalized reading; got ${describePayload(payload)}`,
@@ -125,10 +128,13 @@ export class TeleinfoParser {
     now: Date,
     readings: Reading[],
     errors: string[],
-  ) {
+  ): number {
     // A line without any TIC control byte is one group, as a line-splitting reader delivers it.
     const bytes = typeof chunk === 'string' && !CONTROL.test(chunk) ? `\n${chunk}\r` : chunk;
-    const { frames, errors: ticErrors } = this.decoder(stream).push(bytes);
+    const decoder = this.decoder(stream);
+    // Groups that passed their checksum end up counted in one of these two, whatever their frame became.
+    const before = decoder.counters.groups + decoder.counters.partialGroups;
+    const { frames, errors: ticErrors } = decoder.push(bytes);
     for (const e of ticErrors) errors.push(`TIC ${e.kind} error: ${e.message}`);
     for (const frame of frames) {
       this.lastMode = frame.mode;
@@ -140,6 +146,7 @@ export class TeleinfoParser {
         errors.push(e.message);
       }
     }
+    return decoder.counters.groups + decoder.counters.partialGroups - before;
   }
 
   private decoder(stream: string): TicStreamDecoder {

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { failInput, ThrottledStatus } from '../node-red';
+import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { HaDiscovery, type DiscoveryMessage, type DiscoverySnapshot } from '../lib/home-assistant';
 import { readingsOf } from '../lib/reading';
 
@@ -13,8 +13,6 @@ interface DiscoveryDef extends NodeDef {
 }
 
 type DiscoveryInput = NodeMessageInFlow & {
-  /** From a Status node watching the MQTT node: green after red is a broker reconnection. */
-  status?: { fill?: string };
   /** `{ clear: "<meter>" }`: remove that meter's entities from Home Assistant. */
   clear?: string;
 };
@@ -83,7 +81,18 @@ export = function register(RED: NodeAPI): void {
       if (messages.length === 0) return;
       announced += messages.length;
       send([messages.map((m) => ({ topic: m.topic, payload: m.payload, retain: true, qos: 1 }))]);
+      saveSoon();
+    };
+    // The announced meters go to the context store at most once a second: a fleet's first readings announce
+    // thousands of meters, and a snapshot per meter would copy them all each time.
+    let saveTimer: NodeJS.Timeout | null = null;
+    const save = () => {
+      if (saveTimer) clearTimeout(saveTimer);
+      saveTimer = null;
       context.set(CONTEXT_KEY, discovery.snapshot(), store);
+    };
+    const saveSoon = () => {
+      saveTimer ??= setTimeout(save, 1000);
     };
 
     node.on('input', (msg: DiscoveryInput, send, done) => {
@@ -92,10 +101,11 @@ export = function register(RED: NodeAPI): void {
         return done();
       }
       const topic = typeof msg.topic === 'string' ? msg.topic : '';
-      if (msg.status && msg.payload === undefined) {
+      if (isLinkStatus(msg)) {
         // The broker came back: it may have lost retained messages (no persistence), so say everything again.
-        if (msg.status.fill === 'red') linkDown = true;
-        else if (msg.status.fill === 'green' && linkDown) {
+        const state = linkState(msg);
+        if (state === 'down') linkDown = true;
+        else if (state === 'up' && linkDown) {
           linkDown = false;
           publish(send, discovery.announceAll());
         }
@@ -158,6 +168,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       clearInterval(timer);
       status.stop();
+      if (saveTimer) save();
       done();
     });
   }

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, ThrottledStatus } from '../node-red';
+import { failInput, isLinkStatus, linkState, ThrottledStatus, type LinkStatusMessage } from '../node-red';
 import { renderTopic, TeleinfoParser, type EmitPolicy, type ParserCounters } from '../lib/teleinfo-parser';
 import { BaudHunt, serialSettings } from '../lib/tic/baud-hunt';
 import type { TicMode } from '../lib/tic/labels';
@@ -15,14 +15,9 @@ interface TeleinfoParseDef extends NodeDef {
   serialControl?: boolean;
 }
 
-type ParseMessage = NodeMessageInFlow & {
-  port?: string | number;
-  /** From a Status node watching the serial in node: red means the port is gone. */
-  status?: { fill?: string; text?: string; source?: { id?: string } };
-};
+type ParseMessage = NodeMessageInFlow & { port?: string | number };
 
 const MODES = new Set(['auto', 'historic', 'standard']);
-const validGroups = (c: ParserCounters) => c.groups + c.partialGroups;
 const errorCount = (c: ParserCounters) =>
   c.checksumErrors +
   c.formatErrors +
@@ -100,9 +95,9 @@ export = function register(RED: NodeAPI): void {
     if (hunt) setImmediate(() => setBaud(hunt.baud));
 
     /** A Status node's message about the serial in node: the port went away, or is back. */
-    const followLine = (msg: ParseMessage, done: (err?: Error) => void) => {
-      const fill = msg.status?.fill;
-      if (fill === 'red' && !lineDown) {
+    const followLine = (msg: LinkStatusMessage, done: (err?: Error) => void) => {
+      const state = linkState(msg);
+      if (state === 'down' && !lineDown) {
         lineDown = true;
         lineLosses++;
         const dropped = parser.lineLost();
@@ -119,7 +114,7 @@ export = function register(RED: NodeAPI): void {
           },
         );
       }
-      if (fill === 'green' && lineDown) {
+      if (state === 'up' && lineDown) {
         lineDown = false;
         hunt?.reopened(Date.now());
         node.log(RED._('teleinfo-parse.log.line-back', { count: lineLosses }));
@@ -129,12 +124,11 @@ export = function register(RED: NodeAPI): void {
     };
 
     node.on('input', (msg: ParseMessage, send, done) => {
-      if (msg.status && msg.payload === undefined) return followLine(msg, done);
+      if (isLinkStatus(msg)) return followLine(msg, done);
       const stream = `${msg.port ?? msg.topic ?? ''}`;
-      const before = hunt ? validGroups(parser.counters) : 0;
-      const { readings, errors } = parser.parse(msg.payload, stream, new Date());
+      const { readings, errors, validGroups } = parser.parse(msg.payload, stream, new Date());
       if (hunt && (typeof msg.payload === 'string' || msg.payload instanceof Uint8Array)) {
-        const switchTo = hunt.observe(msg.payload.length, validGroups(parser.counters) - before, Date.now());
+        const switchTo = hunt.observe(msg.payload.length, validGroups, Date.now());
         if (switchTo !== null) {
           errors.push(...parser.lineLost());
           node.warn(RED._('teleinfo-parse.log.baud', { baud: switchTo }));

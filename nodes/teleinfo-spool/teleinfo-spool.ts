@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, ThrottledStatus } from '../node-red';
+import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
 import { Spool, spoolDir, type SpoolError } from '../lib/spool';
 import { isReplayRequest, SpoolForwarder } from '../lib/spool-forwarder';
@@ -14,10 +14,6 @@ interface SpoolDef extends NodeDef {
   /** `broker`: a Complete node on the mqtt out feeds back acknowledgements; `overlap`: time alone releases. */
   ack?: string;
   window?: string;
-}
-
-interface LinkStatusMessage extends NodeMessageInFlow {
-  status: { fill?: string; text?: string; source?: { id?: string } };
 }
 
 /** The token of a forwarded reading, as a Complete node watching the mqtt out gives it back. */
@@ -142,7 +138,7 @@ export = function register(RED: NodeAPI): void {
       }
       if (isLinkStatus(msg)) {
         // The mqtt out's own status: green is connected; connecting and disconnected are not.
-        forwarder.setLink(msg.status.fill === 'green');
+        forwarder.setLink(linkState(msg) === 'up');
         node.status(render());
         return done();
       }
@@ -196,11 +192,6 @@ export = function register(RED: NodeAPI): void {
 
   function isAck(msg: NodeMessageInFlow): msg is AckMessage {
     return typeof (msg as Partial<AckMessage>)._spool === 'number';
-  }
-
-  function isLinkStatus(msg: NodeMessageInFlow): msg is LinkStatusMessage {
-    const status = (msg as Partial<LinkStatusMessage>).status;
-    return typeof status === 'object' && status !== null;
   }
 
   RED.nodes.registerType('teleinfo-spool', TeleinfoSpool);
