@@ -45,6 +45,21 @@ export function resolveCredential(RED: NodeAPI, node: Node, value: string | unde
   return /^\$\{[^}]+\}$/.test(value) ? String(RED.util.evaluateEnvProperty(value, node) ?? '') : value;
 }
 
+/**
+ * A property the editor offers as a typedInput of a value or an environment variable: `type` 'env' names the
+ * variable (looked up in the node's group, tab, global environment, then the process). A plain value may still
+ * be `${VAR}`, which Node-RED substitutes before the node starts.
+ */
+export function valueOrEnv(
+  RED: NodeAPI,
+  node: Node,
+  value: string | undefined,
+  type: string | undefined,
+): string {
+  if (type !== 'env') return (value ?? '').trim();
+  return String(RED.util.evaluateNodeProperty(value ?? '', 'env', node, {}) ?? '').trim();
+}
+
 /** What a Status node sends about the node it watches (an mqtt out, a serial in): that node's status. */
 export interface LinkStatusMessage extends NodeMessageInFlow {
   status: { fill?: string; text?: string; source?: { id?: string } };

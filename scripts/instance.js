@@ -27,33 +27,6 @@ const CREDENTIALS = {
   }),
 };
 
-/** What each flow reads from the environment, with the demo's defaults. */
-function defaults(role, env) {
-  const common = { MQTT_URL: 'mqtt://127.0.0.1:1883', MQTT_CA_FILE: '' };
-  if (role === 'pi') {
-    const piId = env.PI_ID || 'pi-1';
-    return {
-      ...common,
-      PI_ID: piId,
-      PI_STATUS_TOPIC: `teleinfo/${piId}/status`,
-      MQTT_CLIENT_ID: `teleinfo-${piId}`,
-      ECODEVICES_HOST: '127.0.0.1',
-      ECODEVICES_PORT: '80',
-      POLL_SECONDS: '10',
-      TIC_PORT: '/dev/ttyUSB0',
-      TIC_MODE: 'auto',
-    };
-  }
-  return {
-    ...common,
-    MQTT_CLIENT_ID: 'teleinfo-server-1',
-    // Several servers share the load; a single one may use teleinfo/+/+/reading (see README, broker restarts).
-    MQTT_READINGS_TOPIC: '$share/teleinfo-ingest/teleinfo/+/+/reading',
-    INFLUX_URL: 'http://127.0.0.1:8086',
-    INFLUX_DB: 'teleinfo',
-  };
-}
-
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 /**
@@ -95,8 +68,9 @@ function credentialsFile(credentials, secret) {
  * starts keep what was deployed in the editor. Returns the node arguments and environment to start it with.
  */
 function prepareInstance({ role, userDir, port, env = process.env, flows, reseed = false }) {
-  const merged = { ...defaults(role, env), ...env };
-  checkSecurity(merged);
+  // The variables each flow reads, with their defaults, are declared in the flow itself (its global and tab
+  // environment, editable in the editor); the process environment overrides them.
+  checkSecurity(env);
   fs.mkdirSync(userDir, { recursive: true });
   const settings = path.join(userDir, 'settings.js');
   fs.writeFileSync(
@@ -107,17 +81,17 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   if (reseed || !fs.existsSync(flowFile)) {
     const flowJson = flows ?? JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
     // MQTT_PROTOCOL=4: a broker that speaks only MQTT 3.1.1 (the demo's aedes); the shipped flows use MQTT 5.
-    if (merged.MQTT_PROTOCOL === '4')
+    if (env.MQTT_PROTOCOL === '4')
       for (const n of flowJson) if (n.type === 'mqtt-broker') n.protocolVersion = '4';
     fs.writeFileSync(flowFile, JSON.stringify(flowJson, null, 2));
-    const credentials = credentialsFile(CREDENTIALS[role](merged), merged.NODE_RED_CREDENTIAL_SECRET);
+    const credentials = credentialsFile(CREDENTIALS[role](env), env.NODE_RED_CREDENTIAL_SECRET);
     fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2), {
       mode: 0o600,
     });
   }
   return {
     args: [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settings],
-    env: merged,
+    env,
   };
 }
 

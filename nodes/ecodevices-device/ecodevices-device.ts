@@ -1,11 +1,14 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { EcoDevicesClient } from '../lib/ecodevices/client';
-import { resolveCredential } from '../node-red';
+import { resolveCredential, valueOrEnv } from '../node-red';
 import type { Credentials, EcoDevicesDeviceNode } from './types';
 
 interface EcoDevicesDeviceDef extends NodeDef {
   host: string;
   port: string;
+  /** 'env': `host` (`port`) names an environment variable holding it. */
+  hostType?: string;
+  portType?: string;
   https: boolean;
   timeout: string;
   rejectUnauthorized: boolean;
@@ -20,10 +23,10 @@ export = function register(RED: NodeAPI): void {
   function EcoDevicesDevice(this: Node<Credentials>, config: EcoDevicesDeviceDef): void {
     RED.nodes.createNode(this, config);
     const users = new Set<string>();
-    const host = (config.host || '').trim();
+    const host = valueOrEnv(RED, this, config.host, config.hostType);
     const client = new EcoDevicesClient({
       host,
-      port: Number(config.port) || (config.https ? 443 : 80),
+      port: Number(valueOrEnv(RED, this, config.port, config.portType)) || (config.https ? 443 : 80),
       https: !!config.https,
       timeoutMs: Math.max(500, Number(config.timeout) || 5000),
       user: resolveCredential(RED, this, this.credentials.user),

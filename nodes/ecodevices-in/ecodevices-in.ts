@@ -5,11 +5,14 @@ import { counterReadings } from '../lib/ecodevices/decode';
 import { EcoDevicesPoller, type PollResult, type ReadMode } from '../lib/ecodevices/poller';
 import { EmissionFilter } from '../lib/emission';
 import { renderTopic } from '../lib/teleinfo-parser';
+import { valueOrEnv } from '../node-red';
 
 interface EcoDevicesInDef extends NodeDef {
   device: string;
   mode: ReadMode;
   interval: string;
+  /** 'env': `interval` names an environment variable holding it. */
+  intervalType?: string;
   emit: 'all' | 'change' | 'heartbeat';
   heartbeat: string;
   alertAfter: string;
@@ -39,7 +42,10 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     device.register(node);
-    const intervalS = Math.max(MIN_INTERVAL_S, Number(config.interval) || 10);
+    const intervalS = Math.max(
+      MIN_INTERVAL_S,
+      Number(valueOrEnv(RED, this, config.interval, config.intervalType)) || 10,
+    );
     const emission = new EmissionFilter(config.emit || 'all', Math.max(1, Number(config.heartbeat) || 300));
     const counters = {
       C1: { name: (config.c1Name ?? 'water').trim(), divider: Number(config.c1Divider) || 1 },

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { WritePipeline, type PipelineStatus } from '../lib/influx/pipeline';
 import { V1Transport, V2Transport, type InfluxTransport, type TlsOptions } from '../lib/influx/transport';
-import { resolveCredential } from '../node-red';
+import { resolveCredential, valueOrEnv } from '../node-red';
 import { Spool, spoolDir } from '../lib/spool';
 import type { Credentials, InfluxServerNode } from './types';
 
@@ -23,6 +23,11 @@ interface InfluxServerDef extends NodeDef {
   spoolMB: string;
   durability?: string;
   timeout: string;
+  /** 'env': the property names an environment variable holding it. */
+  urlType?: string;
+  databaseType?: string;
+  orgType?: string;
+  bucketType?: string;
 }
 
 /** Close budget: under Node-RED's default 15 s node close timeout. */
@@ -103,7 +108,9 @@ export = function register(RED: NodeAPI): void {
   }
 
   function createTransport(config: InfluxServerDef, node: Node<Credentials>): InfluxTransport {
-    const url = (config.url || '').trim();
+    const setting = (p: 'url' | 'database' | 'org' | 'bucket') =>
+      valueOrEnv(RED, node, config[p], config[`${p}Type`]);
+    const url = setting('url');
     if (!/^https?:\/\//.test(url))
       throw new Error(`the URL must start with http:// or https://, got "${url}"`);
     const read = (file: string, what: string) => {
@@ -123,20 +130,22 @@ export = function register(RED: NodeAPI): void {
     const timeoutMs = Math.max(1000, Number(config.timeout) || 10_000);
     const cred = (v: string | undefined) => resolveCredential(RED, node, v);
     if (config.api === '2') {
-      if (!config.bucket) throw new Error('the 2.x API needs a bucket');
+      const bucket = setting('bucket');
+      if (!bucket) throw new Error('the 2.x API needs a bucket');
       return new V2Transport({
         url,
-        org: config.org || '',
-        bucket: config.bucket,
+        org: setting('org'),
+        bucket,
         token: cred(node.credentials.token),
         tls,
         timeoutMs,
       });
     }
-    if (!config.database) throw new Error('the 1.x API needs a database');
+    const database = setting('database');
+    if (!database) throw new Error('the 1.x API needs a database');
     return new V1Transport({
       url,
-      database: config.database,
+      database,
       retentionPolicy: config.retentionPolicy,
       user: cred(node.credentials.user),
       password: cred(node.credentials.password),

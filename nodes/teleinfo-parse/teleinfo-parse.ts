@@ -1,11 +1,20 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, isLinkStatus, linkState, ThrottledStatus, type LinkStatusMessage } from '../node-red';
+import {
+  failInput,
+  isLinkStatus,
+  linkState,
+  ThrottledStatus,
+  valueOrEnv,
+  type LinkStatusMessage,
+} from '../node-red';
 import { renderTopic, TeleinfoParser, type EmitPolicy, type ParserCounters } from '../lib/teleinfo-parser';
 import { BaudHunt, serialSettings } from '../lib/tic/baud-hunt';
 import type { TicMode } from '../lib/tic/labels';
 
 interface TeleinfoParseDef extends NodeDef {
   mode: string;
+  /** 'env': `mode` names an environment variable holding it. */
+  modeType?: string;
   emit: EmitPolicy;
   interval: string;
   labels: string;
@@ -36,7 +45,7 @@ export = function register(RED: NodeAPI): void {
   function TeleinfoParseNode(this: Node, config: TeleinfoParseDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
-    const mode = (config.mode || 'auto').trim();
+    const mode = valueOrEnv(RED, node, config.mode, config.modeType) || 'auto';
     if (!MODES.has(mode)) {
       node.error(RED._('teleinfo-parse.errors.mode', { mode }));
       node.status({ fill: 'red', shape: 'ring', text: 'teleinfo-parse.status.bad-mode' });

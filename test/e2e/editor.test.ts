@@ -17,6 +17,7 @@ declare const RED: {
   nodes: {
     getType(t: string): { category: string } | undefined;
     filterNodes(f: { type: string }): { id: string }[];
+    node(id: string): object | undefined;
   };
 };
 
@@ -85,7 +86,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     assert.equal(await page.locator('.teleinfo-parse-interval').isVisible(), true);
     await page.fill('#node-input-interval', '30');
     await page.fill('#node-input-labels', 'PAPP, HCHC');
-    await page.selectOption('#node-input-mode', 'historic');
+    await chooseInTypedInput('#node-input-mode', 'red-ui-typedInput-option-trigger', 'historic');
     await page.screenshot({ path: path.join(shots, 'edit-dialog.png') });
     await page.click('#node-dialog-ok');
     await page.click('#red-ui-header-button-deploy');
@@ -100,6 +101,36 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     assert.equal(node.mode, 'historic');
     assert.equal(node.topic, 'teleinfo/{meter}');
     console.log(`# editor screenshot: ${path.join(shots, 'edit-dialog.png')}`);
+  });
+
+  /** A user's click on a typedInput's type (or option) button, then on one entry of the menu it opens. */
+  async function chooseInTypedInput(input: string, button: string, value: string) {
+    await page.locator(`${input} + .red-ui-typedInput-container button.${button}`).click();
+    await page.locator(`.red-ui-typedInput-options a[value="${value}"]`).locator('visible=true').click();
+  }
+
+  test('a field that may come from the environment offers the env type: the flow then names the variable', async () => {
+    await page.evaluate(() => {
+      const r = RED as unknown as {
+        view: { importNodes(n: unknown[]): void };
+        nodes: { node(id: string): object };
+        editor: { edit(n: object): void };
+      };
+      r.view.importNodes([{ id: 'dialog-env-poll', type: 'ecodevices-in', x: 200, y: 420 }]);
+      r.editor.edit(r.nodes.node('dialog-env-poll'));
+    });
+    await page.waitForSelector('#node-input-interval', { state: 'attached' });
+    await chooseInTypedInput('#node-input-interval', 'red-ui-typedInput-type-select', 'env');
+    await page
+      .locator('#node-input-interval + .red-ui-typedInput-container input.red-ui-typedInput-input')
+      .fill('POLL_SECONDS');
+    await page.click('#node-dialog-ok');
+    await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+    const node = await page.evaluate(() => {
+      const n = RED.nodes.node('dialog-env-poll') as unknown as { interval: string; intervalType: string };
+      return { interval: n.interval, intervalType: n.intervalType };
+    });
+    assert.deepEqual(node, { interval: 'POLL_SECONDS', intervalType: 'env' });
   });
 
   /** The open edit dialog (`node` or `node-config`): every label translated, the help there; then cancel it. */
@@ -173,8 +204,15 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   });
 
   test('validators say what is wrong (Node-RED 4 messages), and accept ${ENV} where a value may come from the environment', async () => {
-    const cases: [string, string, string][] = [
+    // [type, property, a bad value, the node's other properties (a typedInput's type)]
+    const cases: [string, string, string, Record<string, string>?][] = [
       ['ecodevices-in', 'interval', '1'],
+      ['ecodevices-in', 'interval', 'POLL SECONDS', { intervalType: 'env' }],
+      ['ecodevices-device', 'port', 'eighty'],
+      ['ecodevices-device', 'host', 'box.lan:80', { hostType: 'env' }],
+      ['influxdb-teleinfo-server', 'url', 'localhost:8086'],
+      ['influxdb-teleinfo-server', 'database', 'my db', { databaseType: 'env' }],
+      ['teleinfo-parse', 'mode', 'standrd'],
       ['teleinfo-spool', 'overlap', '0'],
       ['teleinfo-alert', 'thresholdVA', '-5'],
       ['teleinfo-parse', 'topic', 'teleinfo/#'],
@@ -188,15 +226,16 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
           getType(t: string): { defaults: Record<string, { validate?: (v: string, o?: object) => unknown }> };
         };
       };
-      return all.map(([type, prop, bad]) => {
+      return all.map(([type, prop, bad, others]) => {
         const def = r.nodes.getType(type).defaults[prop];
-        const node = { _: (k: string) => k };
+        const node = { _: (k: string) => k, ...others };
         return {
           type,
           prop,
+          typed: !!others,
           message: def.validate!.call(node, bad, { label: prop }),
           quiet: def.validate!.call(node, bad),
-          env: def.validate!.call(node, '${SOME_VAR}', { label: prop }),
+          env: def.validate!.call(node, others ? 'SOME_VAR' : '${SOME_VAR}', { label: prop }),
         };
       });
     }, cases);
@@ -209,7 +248,11 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
         res.prop !== 'availabilityTopic' &&
         res.prop !== 'measurement'
       )
-        assert.equal(res.env, true, `${res.type}.${res.prop}: \${ENV} accepted`);
+        assert.equal(
+          res.env,
+          true,
+          `${res.type}.${res.prop}: ${res.typed ? 'a variable name' : '${ENV}'} accepted`,
+        );
     }
   });
 

@@ -100,6 +100,118 @@ test(
   },
 );
 
+interface FlowNode {
+  id: string;
+  type: string;
+  z?: string;
+  env?: { name: string; type: string; value: string }[];
+}
+
+/** A node on tab `z` that warns, once deployed, the variables it sees: `probe {"PI_ID": …}` in the log. */
+const probe = (z: string, names: string[]) => [
+  { id: `probe-${z}`, z, type: 'inject', once: true, onceDelay: 0.1, wires: [[`probe-fn-${z}`]] },
+  {
+    id: `probe-fn-${z}`,
+    z,
+    type: 'function',
+    func: `node.warn('probe ' + JSON.stringify(Object.fromEntries(${JSON.stringify(names)}.map((n) => [n, env.get(n)]))));`,
+    wires: [],
+  },
+];
+
+describe('the shipped flows declare the variables they read, with the demo defaults, in the editor', () => {
+  let nr: NodeRedProcess;
+  const flows = (file: string) => JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as FlowNode[];
+  /** The variables the probe last warned. */
+  const seen = async (deployed: () => Promise<void>) => {
+    const from = nr.log().length;
+    await deployed();
+    await waitFor('the probe', () => nr.log().slice(from).includes('probe {'), 20_000);
+    const line = nr
+      .log()
+      .slice(from)
+      .split('\n')
+      .find((l) => l.includes('probe {'))!;
+    return JSON.parse(line.slice(line.indexOf('probe {') + 6)) as Record<string, string>;
+  };
+  // Set but empty is unset for the defaults; these would otherwise come from the test's own environment.
+  const unset = Object.fromEntries(
+    ['MQTT_URL', 'MQTT_CA_FILE', 'MQTT_CLIENT_ID', 'ECODEVICES_HOST', 'ECODEVICES_PORT', 'POLL_SECONDS'].map(
+      (k) => [k, ''],
+    ),
+  );
+  before(async () => {
+    nr = await startNodeRed({
+      env: { ...unset, PI_ID: 'pi-kitchen', INFLUX_URL: 'http://db.example:8086', INFLUX_DB: '' },
+    });
+  });
+  after(() => nr.stop());
+
+  test('Pi: global (User settings → Environment) and tab variables; the process environment wins over a default', async () => {
+    const pi = flows('flows/pi.json');
+    const global = pi.find((n) => n.type === 'global-config')!;
+    assert.deepEqual(
+      global.env!.map((e) => e.name),
+      [
+        'PI_ID',
+        'MQTT_URL',
+        'MQTT_CA_FILE',
+        'MQTT_CLIENT_ID',
+        'PI_STATUS_TOPIC',
+        'ECODEVICES_HOST',
+        'ECODEVICES_PORT',
+        'TIC_PORT',
+      ],
+    );
+    const names = [...global.env!.map((e) => e.name), 'POLL_SECONDS'];
+    const got = await seen(() => nr.deploy([...pi, ...probe('pi-tab', names)]));
+    assert.deepEqual(got, {
+      PI_ID: 'pi-kitchen',
+      MQTT_URL: 'mqtt://127.0.0.1:1883',
+      MQTT_CA_FILE: '',
+      MQTT_CLIENT_ID: 'teleinfo-pi-kitchen',
+      PI_STATUS_TOPIC: 'teleinfo/pi-kitchen/status',
+      ECODEVICES_HOST: '127.0.0.1',
+      ECODEVICES_PORT: '80',
+      TIC_PORT: '/dev/ttyUSB0',
+      POLL_SECONDS: '10',
+    });
+
+    // A default edited in the editor (global and tab), deployed as "modified flows": it applies at once.
+    const edited = pi.map((n) =>
+      n.type === 'global-config' || n.id === 'pi-tab'
+        ? {
+            ...n,
+            env: n.env!.map((e) => ({
+              ...e,
+              value: e.value.replace('"127.0.0.1"', '"box.lan"').replace('"10"', '"30"'),
+            })),
+          }
+        : n,
+    );
+    const after = await seen(() => nr.deploy([...edited, ...probe('pi-tab', names)], 'flows'));
+    assert.equal(after.ECODEVICES_HOST, 'box.lan');
+    assert.equal(after.POLL_SECONDS, '30');
+    assert.equal(after.PI_ID, 'pi-kitchen', 'the environment still wins');
+  });
+
+  test('server: the demo defaults, INFLUX_URL from the environment', async () => {
+    const got = await seen(() =>
+      nr.deploy([
+        ...flows('flows/server.json'),
+        ...probe('srv-tab', ['MQTT_URL', 'MQTT_CLIENT_ID', 'MQTT_READINGS_TOPIC', 'INFLUX_URL', 'INFLUX_DB']),
+      ]),
+    );
+    assert.deepEqual(got, {
+      MQTT_URL: 'mqtt://127.0.0.1:1883',
+      MQTT_CLIENT_ID: 'teleinfo-server-1',
+      MQTT_READINGS_TOPIC: '$share/teleinfo-ingest/teleinfo/+/+/reading',
+      INFLUX_URL: 'http://db.example:8086',
+      INFLUX_DB: 'teleinfo',
+    });
+  });
+});
+
 test(
   'docker-compose.servers.yml adds a second and a third server on the shared subscription, each with its own session and spool, nothing published',
   { skip: serviceSkip('docker-compose') },

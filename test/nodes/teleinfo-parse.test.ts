@@ -193,13 +193,34 @@ describe('teleinfo-parse node (Node-RED runtime through node-red-node-test-helpe
     assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.line-lost'));
   });
 
-  test('an unknown mode (a TIC_MODE typo) stops the node with an error saying what it got', async () => {
-    process.env.TIC_MODE_TEST = 'standrd';
-    const { parse } = await load({ mode: '${TIC_MODE_TEST}' });
-    const statuses = (
-      parse as unknown as { status: { args: { fill?: string; text?: string }[][] } }
-    ).status.args.map((a) => a[0]);
-    assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.bad-mode'));
-    delete process.env.TIC_MODE_TEST;
+  for (const [form, config] of [
+    ['${TIC_MODE_TEST} in the value', { mode: '${TIC_MODE_TEST}' }],
+    ['the env type naming it', { mode: 'TIC_MODE_TEST', modeType: 'env' }],
+  ] as const)
+    test(`an unknown mode (a TIC_MODE typo, ${form}) stops the node with an error saying what it got`, async () => {
+      process.env.TIC_MODE_TEST = 'standrd';
+      try {
+        const { parse } = await load(config);
+        const statuses = (
+          parse as unknown as { status: { args: { fill?: string; text?: string }[][] } }
+        ).status.args.map((a) => a[0]);
+        assert.ok(statuses.some((s) => s?.fill === 'red' && s.text === 'teleinfo-parse.status.bad-mode'));
+      } finally {
+        delete process.env.TIC_MODE_TEST;
+      }
+    });
+
+  test("the mode from the tab's environment (the env type, as the shipped TIC tab): standard refuses a historic meter", async () => {
+    await helper.load([teleinfoParse, coreNodes.catch] as never, [
+      { id: 'tab', type: 'tab', env: [{ name: 'TIC_MODE', type: 'str', value: 'standard' }] } as never,
+      ...flow({ mode: 'TIC_MODE', modeType: 'env' }).slice(1),
+    ]);
+    const out = helper.getNode('out');
+    let readings = 0;
+    out.on('input', () => readings++);
+    const caught = nextMessages<Msg>(helper.getNode('caught'), 1);
+    helper.getNode('parse').receive({ payload: fixture('tic', 'pyteleinfo_captured_frames.bin') });
+    assert.match((await caught)[0].error!.message, /mode/i);
+    assert.equal(readings, 0, 'no historic reading in standard mode');
   });
 });

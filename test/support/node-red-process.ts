@@ -7,8 +7,8 @@ import { freePort, httpStatus, stopper, tempDir, waitFor, type Service } from '.
 /** A real Node-RED process loading this package from the working tree, on a free port, stopped by PID. */
 export interface NodeRedProcess extends Service {
   readonly url: string;
-  /** Deploy a full flow set through the admin API. */
-  deploy(flows: unknown[]): Promise<void>;
+  /** Deploy a flow set through the admin API: in full, or only the modified flows as the editor can. */
+  deploy(flows: unknown[], type?: 'full' | 'flows'): Promise<void>;
   log(): string;
 }
 
@@ -22,6 +22,8 @@ export async function startNodeRed(
     nodeArgs?: string[];
     /** Load this package only as installed in the userDir (a palette install), not from the working tree. */
     installed?: boolean;
+    /** Another Node-RED install's red.js (a Pi's: nothing from this repository's node_modules); with `installed`. */
+    redJs?: string;
   } = {},
 ): Promise<NodeRedProcess> {
   // A given userDir outlives the process (to restart on it); a temporary one is removed on stop.
@@ -40,7 +42,7 @@ export async function startNodeRed(
     port,
     [
       ...(options.nodeArgs ?? []),
-      require.resolve('node-red/red.js'),
+      options.redJs ?? require.resolve('node-red/red.js'),
       '--userDir',
       dir,
       '--settings',
@@ -102,13 +104,13 @@ async function launch(
     url,
     stop: stopper(child, removeDir ? dir : null),
     log: () => fs.readFileSync(logFile, 'utf8'),
-    async deploy(flows: unknown[]) {
+    async deploy(flows: unknown[], type: 'full' | 'flows' = 'full') {
       // The admin API answers once the flows are saved; they start a moment later, which the log says.
       const started = () => fs.readFileSync(logFile, 'utf8').split('Started flows').length;
       const before = started();
       const res = await fetch(`${url}/flows`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
+        headers: { 'content-type': 'application/json', 'node-red-deployment-type': type },
         body: JSON.stringify(flows),
       });
       if (res.status !== 204) throw new Error(`deploy failed: ${res.status} ${await res.text()}`);
