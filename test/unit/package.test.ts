@@ -102,3 +102,18 @@ test("the README's two commands: each does its whole set-up, and .ci/run runs ex
   assert.match(ci, /sed -n .*Run every test.*README\.md/, '.ci/run reads the command from the README');
   assert.match(ci, /CI=true bash -c "\$test_command"/);
 });
+
+test('a Pi loads neither undici nor the InfluxDB client: registering every node requires only what polling needs', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as PackageJson;
+  // Each node file as Node-RED loads it at start, in a fresh process: then the modules it pulled in.
+  const script = `
+    for (const file of ${JSON.stringify(Object.values(pkg['node-red'].nodes))}) require(require('path').join(${JSON.stringify(ROOT)}, file));
+    console.log(JSON.stringify(Object.keys(require.cache)));`;
+  const loaded = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as string[];
+  const heavy = loaded.filter((f) => /node_modules[\\/](undici|@influxdata)[\\/]/.test(f));
+  assert.deepEqual(heavy, [], 'loaded only once an InfluxDB server is configured');
+  assert.ok(
+    loaded.some((f) => f.includes('ecodevices-in')),
+    'the node files themselves were loaded',
+  );
+});

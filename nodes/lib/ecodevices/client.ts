@@ -1,9 +1,13 @@
-import { Client } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
 
 /**
  * HTTP client for one Eco-Devices box. The box is a small embedded web server that users report becomes
  * unstable when polled too fast, so every request to it goes through one queue, one at a time, over one
  * keep-alive connection, whatever the number of nodes polling it.
+ *
+ * It runs on the Pi, so it uses Node's own HTTP client: undici (the InfluxDB writer's, on the server) costs a Pi
+ * 12 to 20 MiB of resident memory on its own, for one request every few seconds (see README, "The Pi's footprint").
  */
 
 export interface EcoDevicesClientOptions {
@@ -37,10 +41,15 @@ export interface EcoDevicesResponse {
 
 /** Requests waiting for the box beyond this are refused rather than queued without bound. */
 const MAX_QUEUED = 32;
+/** A page of the box is a few KiB: anything far larger is not the box. */
+const MAX_BODY_BYTES = 1024 * 1024;
 
 export class EcoDevicesClient {
   readonly origin: string;
-  private readonly client: Client;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+  private readonly host: string;
+  private readonly port: number;
   private readonly timeoutMs: number;
   private readonly authorization: string | null;
   private tail: Promise<unknown> = Promise.resolve();
@@ -57,18 +66,18 @@ export class EcoDevicesClient {
       options.user || options.password
         ? `Basic ${Buffer.from(`${options.user ?? ''}:${options.password ?? ''}`).toString('base64')}`
         : null;
-    this.client = new Client(this.origin, {
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      connect: {
-        timeout: this.timeoutMs,
-        ...(options.https
-          ? { ca: options.ca || undefined, rejectUnauthorized: options.rejectUnauthorized !== false }
-          : {}),
-      },
-    });
+    this.host = options.host;
+    this.port = port;
+    this.transport = options.https ? https : http;
+    // One socket, kept open between polls; closed after 30 s idle, before a box that forgets it would.
+    const agentOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: 30_000 };
+    this.agent = options.https
+      ? new https.Agent({
+          ...agentOptions,
+          ca: options.ca || undefined,
+          rejectUnauthorized: options.rejectUnauthorized !== false,
+        })
+      : new http.Agent(agentOptions);
   }
 
   /** GET `path` once it is this request's turn; rejects with an EcoDevicesRequestError. */
@@ -93,13 +102,8 @@ export class EcoDevicesClient {
     this.stats.requests++;
     this.stats.maxInFlight = Math.max(this.stats.maxInFlight, ++this.stats.inFlight);
     try {
-      const res = await this.client.request({
-        path,
-        method: 'GET',
-        headers: this.authorization ? { authorization: this.authorization } : {},
-        signal: controller.signal,
-      });
-      const body = Buffer.from(await res.body.arrayBuffer());
+      const res = await this.request(path, controller.signal);
+      const body = res.body;
       if (res.statusCode === 401 || res.statusCode === 403) {
         throw new EcoDevicesRequestError(
           'auth',
@@ -131,6 +135,49 @@ export class EcoDevicesClient {
     }
   }
 
+  /**
+   * One GET over the agent's socket: the status and the whole body (bounded), or the error that ended it. A kept
+   * socket the box closed just as it was reused fails at once with ECONNRESET: that GET is sent again, once, on a
+   * new connection (what Node's documentation advises for `request.reusedSocket`).
+   */
+  private request(
+    path: string,
+    signal: AbortSignal,
+    retried = false,
+  ): Promise<{ statusCode: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = this.transport.request(
+        {
+          host: this.host,
+          port: this.port,
+          path,
+          method: 'GET',
+          agent: this.agent,
+          headers: this.authorization ? { authorization: this.authorization } : {},
+          signal,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > MAX_BODY_BYTES)
+              req.destroy(new EcoDevicesRequestError('format', `${this.origin}${path}: more than 1 MiB`));
+            else chunks.push(chunk);
+          });
+          res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (e: Error & { code?: string }) => {
+        if (!retried && req.reusedSocket && e.code === 'ECONNRESET' && !signal.aborted)
+          resolve(this.request(path, signal, true));
+        else reject(e);
+      });
+      req.end();
+    });
+  }
+
   private classify(e: unknown, path: string, own: AbortSignal, caller?: AbortSignal): Error {
     if (e instanceof EcoDevicesRequestError) return e;
     if (caller?.aborted) return caller.reason instanceof Error ? caller.reason : new Error('aborted');
@@ -148,7 +195,8 @@ export class EcoDevicesClient {
     );
   }
 
-  async close(): Promise<void> {
-    await this.client.destroy();
+  close(): Promise<void> {
+    this.agent.destroy();
+    return Promise.resolve();
   }
 }

@@ -6,13 +6,18 @@ import { DeadLetterFile } from './dead-letter';
 import type { InfluxTransport, LineBatch, WriteResult } from './transport';
 
 /**
- * The write loop of one InfluxDB server: lines are accepted into the spool, sent in batches (at N lines or after
- * T ms), removed only once InfluxDB acknowledged them; failures are retried with backoff; a batch InfluxDB refuses
+ * The write loop of one InfluxDB server: lines are accepted into the spool, sent in batches, removed only once
+ * InfluxDB acknowledged them; failures are retried with backoff; a batch InfluxDB refuses
  * is bisected so that only the lines it refuses go to the dead-letter file, and never block the batches behind.
  */
 
 export interface PipelineOptions {
   readonly batchSize: number;
+  /**
+   * The longest a line waits for its batch to fill. The wait adapts to the load: it is as long as the last write
+   * took (at least MIN_LINGER_MS), so a light load is written within milliseconds and a heavy one in full batches
+   * of `batchSize`, with one batch filling while the one before it is written.
+   */
   readonly flushMs: number;
   readonly backoff: BackoffPolicy;
   /** The dead-letter file stops growing past this; further rejected lines are only counted. */
@@ -50,6 +55,9 @@ interface Rejection {
   readonly indexes: number[];
 }
 
+/** The shortest wait for a batch to fill: lines of a few turns go together, even to a fast InfluxDB. */
+export const MIN_LINGER_MS = 5;
+
 export class WritePipeline {
   private readonly ledger: CompletionLedger;
   private readonly batcher = new TurnBatcher((lines, waiters) => this.spoolTurn(lines, waiters));
@@ -64,6 +72,8 @@ export class WritePipeline {
   private lastFailureKind: string | null = null;
   private maxBatch: number;
   private state: PipelineState = 'idle';
+  /** How long the last write took: the wait for the next batch to fill. */
+  private lastWriteMs = 0;
   private lastError: string | null = null;
   readonly counters = { written: 0, deadLettered: 0, dropped: 0, batches: 0, retries: 0, bisections: 0 };
 
@@ -168,7 +178,8 @@ export class WritePipeline {
   }
 
   private startTimer(): void {
-    this.timer ??= setTimeout(() => this.kick(true), this.options.flushMs);
+    const linger = Math.min(this.options.flushMs, Math.max(MIN_LINGER_MS, this.lastWriteMs));
+    this.timer ??= setTimeout(() => this.kick(true), linger);
   }
 
   private setState(state: PipelineState): void {
@@ -192,10 +203,12 @@ export class WritePipeline {
       if (batch.count === 0) break;
       if (this.failures === 0) this.setState('writing');
       this.counters.batches++;
+      const started = Date.now();
       const result = await this.transport.write(batch, this.abort.signal);
       if (this.abort.signal.aborted) return;
       switch (result.verdict) {
         case 'written':
+          this.lastWriteMs = Date.now() - started;
           this.counters.written += batch.count;
           this.release(batch);
           // The lines that started the flush interval are written: it starts again from the next ones.
