@@ -110,9 +110,9 @@ export = function register(RED: NodeAPI): void {
   function createTransport(config: InfluxServerDef, node: Node<Credentials>): InfluxTransport {
     // Loaded when a server is configured, not when Node-RED registers the node: a Pi, which writes to no
     // InfluxDB, never loads undici and the InfluxDB client (12 to 20 MiB of its memory).
+    type Transports = typeof import('../lib/influx/transport');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { V1Transport, V2Transport } =
-      require('../lib/influx/transport') as typeof import('../lib/influx/transport');
+    const { V1Transport, V2Transport } = require('../lib/influx/transport') as Transports;
     const setting = (p: 'url' | 'database' | 'org' | 'bucket') =>
       valueOrEnv(RED, node, config[p], config[`${p}Type`]);
     const url = setting('url');
