@@ -37,4 +37,9 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.mjs'], languageOptions: { sourceType: 'module' } },
+  // The editor's shared script runs in the browser, beside Node-RED's editor (jQuery).
+  {
+    files: ['resources/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { window: 'readonly', $: 'readonly' } },
+  },
 );

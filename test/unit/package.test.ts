@@ -30,6 +30,7 @@ test('npm pack: a prepack build, and a tarball with only what users need and eve
     'examples',
     'flows',
     'package.json',
+    'resources',
   ]);
   for (const file of [pkg.main, ...Object.values(pkg['node-red'].nodes)])
     assert.ok(files.has(file), `${file} is packed`);
