@@ -18,7 +18,7 @@ import { startNodeRed } from '../test/support/node-red-process';
 import { hcReading } from '../test/support/readings';
 import { startMosquitto, tempDir, waitFor } from '../test/support/services';
 import { startBox } from '../test/support/simulator';
-import { cpuSeconds, rssMiB } from './support/process-stats';
+import { observe } from './support/process-stats';
 
 const SECONDS = Number(process.env.PI_SECONDS) || 600;
 const BACKLOG_MB = Number(process.env.PI_BACKLOG_MB) || 50;
@@ -67,20 +67,6 @@ function installLikeAPi(): { redJs: string; userDir: string } {
     `node-red-node-serialport@${versionOf('node-red-node-serialport')}`,
   ]);
   return { redJs: path.join(nodeRed, 'node_modules', 'node-red', 'red.js'), userDir };
-}
-
-/** Sample CPU and RSS every 250 ms until `until` resolves or `seconds` pass. */
-async function observe(pid: number, seconds: number, until?: Promise<unknown>) {
-  const cpu0 = cpuSeconds(pid);
-  const start = Date.now();
-  let peakRss = rssMiB(pid);
-  let done = false;
-  void until?.then(() => (done = true));
-  while (!done && Date.now() - start < seconds * 1000) {
-    await new Promise((r) => setTimeout(r, 250));
-    peakRss = Math.max(peakRss, rssMiB(pid));
-  }
-  return { cpu: cpuSeconds(pid) - cpu0, peakRss, lastRss: rssMiB(pid), seconds: (Date.now() - start) / 1000 };
 }
 
 /** A heap snapshot of the Pi (what holds its memory), written beside its userDir: done when its size settles. */
@@ -144,7 +130,6 @@ async function main(): Promise<void> {
     [`as the launcher runs it (${NODE_ARGS.pi.join(' ')})`, NODE_ARGS.pi],
   ];
   const start = (dir: string, flows: unknown[], flags: string[], snapshot = false) => {
-    // Each run starts on the userDir as installed: no spool, no context from the run before.
     return startNodeRed({
       dir,
       flows,
@@ -154,6 +139,7 @@ async function main(): Promise<void> {
       nodeArgs: [...flags, ...(snapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [])],
     });
   };
+  // Each run starts on the userDir as installed: no spool, no context from the run before.
   const clean = (dir: string) => {
     for (const state of ['teleinfo-spool', 'context'])
       fs.rmSync(path.join(dir, state), { recursive: true, force: true });

@@ -13,14 +13,26 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Sample a process over `seconds`: CPU seconds used and the peak RSS seen (sampled every 250 ms). */
-export async function observe(pid: number, seconds: number): Promise<{ cpu: number; peakRss: number }> {
+/**
+ * Sample a process every 250 ms for `seconds`, or until `until` settles: CPU seconds used, the peak and last RSS,
+ * and how long it was watched.
+ */
+export async function observe(
+  pid: number,
+  seconds: number,
+  until?: Promise<unknown>,
+): Promise<{ cpu: number; peakRss: number; lastRss: number; seconds: number }> {
   const cpu0 = cpuSeconds(pid);
+  const start = Date.now();
   let peakRss = rssMiB(pid);
-  const end = Date.now() + seconds * 1000;
-  while (Date.now() < end) {
+  let done = false;
+  void until?.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  while (!done && Date.now() - start < seconds * 1000) {
     await new Promise((r) => setTimeout(r, 250));
     peakRss = Math.max(peakRss, rssMiB(pid));
   }
-  return { cpu: cpuSeconds(pid) - cpu0, peakRss };
+  return { cpu: cpuSeconds(pid) - cpu0, peakRss, lastRss: rssMiB(pid), seconds: (Date.now() - start) / 1000 };
 }
