@@ -66,17 +66,12 @@ describe('alerts through the shipped flows', { skip }, () => {
     await inject({ input: 1, tomorrowRed: false });
     await waitFor('the red day over', seen(tempo, 'tempo', 'cleared'), 40_000);
 
+    // Every meter of the box goes silent with it: its two Téléinfo meters and its two pulse counters.
+    const boxMeters = [tempo, hc, 'Eco-Devices-gas', 'Eco-Devices-water'];
+    const all = (s: string) => () => boxMeters.every((m) => seen(m, 'silence', s)());
     site.box.setFaults({ offlineMs: 25_000 });
-    await waitFor(
-      'both meters silent',
-      () => seen(tempo, 'silence', 'raised')() && seen(hc, 'silence', 'raised')(),
-      60_000,
-    );
-    await waitFor(
-      'both back',
-      () => seen(tempo, 'silence', 'cleared')() && seen(hc, 'silence', 'cleared')(),
-      60_000,
-    );
+    await waitFor('every meter of the box silent', all('raised'), 60_000);
+    await waitFor('every meter of the box back', all('cleared'), 60_000);
 
     const order = alerts.map(
       (a) => `${a.meter === tempo ? 'T1' : a.meter === hc ? 'T2' : a.meter} ${a.rule} ${a.state}`,
@@ -91,7 +86,6 @@ describe('alerts through the shipped flows', { skip }, () => {
       'T1 tempo raised',
       'T1 tempo cleared',
     ]);
-    // Every meter of the box goes silent with it: its two Téléinfo meters and its two pulse counters.
     const meters = ['Eco-Devices-gas', 'Eco-Devices-water', 'T1', 'T2'];
     assert.deepEqual(
       silences.slice(0, 4).sort(),
