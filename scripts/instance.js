@@ -111,9 +111,9 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
 
 module.exports = { prepareInstance, NODE_ARGS, ROOT };
 
-// `node scripts/instance.js <pi|server> <userDir> [port] [--reseed]`: prepare and run one instance in this
-// process's place (the containers' entry point). --reseed (or TELEINFO_RESEED=1) replaces the flows and
-// credentials with the shipped ones.
+// `node scripts/instance.js <pi|server> <userDir> [port] [--reseed]`: prepare one instance and print the arguments
+// to start Node with, one per line, for scripts/instance.sh (the containers' entry point), which then becomes that
+// Node-RED. --reseed (or TELEINFO_RESEED=1) replaces the flows and credentials with the shipped ones.
 if (require.main === module) {
   const args = process.argv.slice(2);
   const reseed = args.includes('--reseed') || process.env.TELEINFO_RESEED === '1';
@@ -122,15 +122,13 @@ if (require.main === module) {
     console.error('usage: node scripts/instance.js <pi|server> <userDir> [port] [--reseed]');
     process.exit(2);
   }
-  let instance;
   try {
-    instance = prepareInstance({ role, userDir, port: Number(port), reseed });
+    const instance = prepareInstance({ role, userDir, port: Number(port), reseed });
+    const unsplittable = instance.args.find((a) => a.includes('\n'));
+    if (unsplittable) throw new Error(`an argument holds a newline: ${JSON.stringify(unsplittable)}`);
+    process.stdout.write(instance.args.join('\n') + '\n');
   } catch (e) {
     console.error(`instance.js: ${e.message}`);
     process.exit(2);
   }
-  const { spawn } = require('node:child_process');
-  const child = spawn(process.execPath, instance.args, { stdio: 'inherit', env: instance.env });
-  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code) => process.exit(code ?? 0));
 }

@@ -8,7 +8,8 @@ import { checkRecordSizes, TurnBatcher, type Spool, type SpoolPosition, type Wai
  * reading on receipt may still lose it, and asks for the overlap again with a replay request. When the link goes
  * down, everything from the spool's head is forwarded again, in order, once it is back, never more than `window`
  * records unacknowledged at a time. Replayed readings keep their own timestamps, so a duplicate overwrites the
- * same InfluxDB point.
+ * same InfluxDB point. The records forwarded together are handed over in one call, so that the link may carry several
+ * in one message (a backlog costs the broker and its subscribers one message per many readings).
  */
 
 export interface ForwarderOptions {
@@ -16,7 +17,7 @@ export interface ForwarderOptions {
   readonly overlapMs: number;
   /** Records forwarded and not yet acknowledged by the broker, at most. */
   readonly window: number;
-  /** Records forwarded per event-loop turn while replaying. */
+  /** Records forwarded per event-loop turn while replaying (at most: the window may leave less room). */
   readonly replayBatch: number;
   /** Records are released on the broker's acknowledgement (and the overlap), not on the overlap alone. */
   readonly brokerAcks: boolean;
@@ -43,12 +44,24 @@ export function isReplayRequest(payload: unknown): payload is ReplayRequest {
 
 export type LinkState = 'down' | 'replaying' | 'up';
 
+/** What the link did with records handed to it. */
+export interface Forwarded {
+  /** The messages it sent them in; each comes back once through `acknowledged(token)`. */
+  readonly messages: number;
+  /** Records it cannot send (damaged on disk yet passing their checksum, a bug): quarantined, never sent again. */
+  readonly refused: readonly { readonly record: string; readonly reason: string }[];
+}
+
 /** Records forwarded together: released together once all are acknowledged and the overlap has passed. */
 interface SentGroup {
   readonly token: number;
   readonly end: SpoolPosition;
+  /** Records of the spool up to `end`. */
   readonly count: number;
   readonly at: number;
+  /** Records sent (`count` less the refused ones): what the group holds of the window until it is acknowledged. */
+  sent: number;
+  /** Messages not yet acknowledged. */
   unacked: number;
 }
 
@@ -61,8 +74,10 @@ export class SpoolForwarder {
   private readonly groups: SentGroup[] = [];
   private inGroups = 0;
   private nextToken = 1;
+  /** Records sent in messages not all acknowledged yet. */
   private unacked = 0;
-  /** Forwarded before a replay request started over; still in flight at the broker's client. */
+  /** Groups forwarded before a replay request started over, still in flight at the broker's client, by token. */
+  private readonly staleGroups = new Map<number, SentGroup>();
   private stale = 0;
   private staleBelow = 0;
   private pumpTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
@@ -73,8 +88,8 @@ export class SpoolForwarder {
   constructor(
     readonly spool: Spool,
     private readonly options: ForwarderOptions,
-    /** Hand a record to the link; `token` comes back through `acknowledged`. Throws if it cannot be sent. */
-    private readonly forward: (record: string, token: number) => void,
+    /** Hand records to the link, in order; `token` comes back through `acknowledged` once per message. */
+    private readonly forward: (records: readonly string[], token: number) => Forwarded,
     /** Called when the state or the backlog changed. */
     private readonly changed: () => void = () => undefined,
   ) {
@@ -124,8 +139,7 @@ export class SpoolForwarder {
     });
     if (this.link && !this.replaying) {
       if (!this.options.brokerAcks || this.inFlight + records.length <= this.options.window) {
-        const group = this.startGroup(this.spool.tail, records.length);
-        for (const record of records) this.send(record, group);
+        this.send(records, this.startGroup(this.spool.tail, records.length));
         this.cursor = this.spool.tail;
       } else {
         // Over the window: the records wait in the spool and go as acknowledgements make room.
@@ -137,43 +151,49 @@ export class SpoolForwarder {
   }
 
   private startGroup(end: SpoolPosition, count: number): SentGroup {
-    const group = { token: this.nextToken++, end, count, at: Date.now(), unacked: 0 };
+    const group = { token: this.nextToken++, end, count, at: Date.now(), sent: 0, unacked: 0 };
     this.groups.push(group);
     this.inGroups += count;
     return group;
   }
 
-  private send(record: string, group: SentGroup): void {
+  private send(records: readonly string[], group: SentGroup): void {
+    let forwarded: Forwarded;
     try {
-      this.forward(record, group.token);
+      forwarded = this.forward(records, group.token);
     } catch (e) {
-      // Whatever the reason (a record damaged on disk that still passed its checksum, a bug), never again.
-      this.counters.undeliverable++;
-      this.spool.quarantine(
-        Buffer.from(record),
-        'a spooled record',
-        `cannot be forwarded: ${(e as Error).message}`,
-      );
-      return;
+      // A link that throws (a bug) sent none of them: like a refused record, each is quarantined and counted.
+      const reason = (e as Error).message;
+      forwarded = { messages: 0, refused: records.map((record) => ({ record, reason })) };
     }
-    this.counters.forwarded++;
-    if (this.options.brokerAcks) {
-      group.unacked++;
-      this.unacked++;
+    for (const { record, reason } of forwarded.refused) {
+      this.counters.undeliverable++;
+      this.spool.quarantine(Buffer.from(record), 'a spooled record', `cannot be forwarded: ${reason}`);
+    }
+    group.sent = records.length - forwarded.refused.length;
+    this.counters.forwarded += group.sent;
+    if (this.options.brokerAcks && forwarded.messages > 0) {
+      group.unacked = forwarded.messages;
+      this.unacked += group.sent;
     }
   }
 
-  /** The broker acknowledged a record forwarded with `token`. */
+  /** The broker acknowledged a message forwarded with `token`. */
   acknowledged(token: number): void {
     if (token < this.staleBelow) {
-      if (this.stale > 0) this.stale--;
+      const group = this.staleGroups.get(token);
+      if (group && --group.unacked === 0) {
+        this.stale -= group.sent;
+        this.staleGroups.delete(token);
+      }
     } else {
       const group = this.groups[token - (this.groups[0]?.token ?? token)];
       if (!group || group.token !== token || group.unacked === 0) return;
-      group.unacked--;
-      this.unacked--;
-      this.counters.acknowledged++;
-      this.release(Date.now());
+      if (--group.unacked === 0) {
+        this.unacked -= group.sent;
+        this.counters.acknowledged += group.sent;
+        this.release(Date.now());
+      }
     }
     if (this.replaying) this.pump();
   }
@@ -203,7 +223,10 @@ export class SpoolForwarder {
   }
 
   private rewind(keepInFlight: boolean): void {
-    this.stale = keepInFlight ? this.inFlight : 0;
+    if (!keepInFlight) this.staleGroups.clear();
+    else for (const group of this.groups) if (group.unacked > 0) this.staleGroups.set(group.token, group);
+    this.stale = 0;
+    for (const group of this.staleGroups.values()) this.stale += group.sent;
     this.staleBelow = this.nextToken;
     this.groups.length = 0;
     this.inGroups = 0;
@@ -246,11 +269,8 @@ export class SpoolForwarder {
       this.changed();
       return;
     }
-    const group = this.startGroup(batch.end, batch.count);
-    for (const line of batch.lines) {
-      this.send(line, group);
-      this.counters.replayed++;
-    }
+    this.send(batch.lines, this.startGroup(batch.end, batch.count));
+    this.counters.replayed += batch.count;
     this.cursor = batch.end;
     this.changed();
     this.pump();

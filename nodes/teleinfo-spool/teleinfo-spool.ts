@@ -3,7 +3,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node
 import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
 import { Spool, spoolDir, type SpoolError } from '../lib/spool';
-import { isReplayRequest, SpoolForwarder } from '../lib/spool-forwarder';
+import { isReplayRequest, SpoolForwarder, type Forwarded } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
 interface SpoolDef extends NodeDef {
@@ -14,6 +14,8 @@ interface SpoolDef extends NodeDef {
   /** `broker`: a Complete node on the mqtt out feeds back acknowledgements; `overlap`: time alone releases. */
   ack?: string;
   window?: string;
+  /** Readings of one topic that may go in one message (an array), when several are forwarded together. */
+  perMessage?: string;
 }
 
 /** The token of a forwarded reading, as a Complete node watching the mqtt out gives it back. */
@@ -57,15 +59,16 @@ export = function register(RED: NodeAPI): void {
         onQuarantine: (bytes, where, reason) =>
           node.warn(RED._('teleinfo-spool.log.quarantine', { bytes, where, reason, dir })),
       });
+      const perMessage = Math.max(1, Math.floor(Number(config.perMessage) || 1));
       forwarder = new SpoolForwarder(
         spool,
         {
           overlapMs: overlapS * 1000,
           window: Math.max(1, Number(config.window) || 100),
-          replayBatch: 200,
+          replayBatch: 1000,
           brokerAcks: config.ack === 'broker',
         },
-        (record, token) => node.send(forwardedMessage(record, token)),
+        (records, token) => forwardMessages(node, records, token, perMessage),
         () => status.schedule(),
       );
     } catch (e) {
@@ -181,13 +184,39 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  /** A spooled record as the message for the mqtt out; throws for a record that is not one (never sent). */
-  function forwardedMessage(record: string, token: number): NodeMessageInFlow {
-    const msg = JSON.parse(record) as Partial<AckMessage> | null;
-    if (typeof msg !== 'object' || msg === null || typeof msg.topic !== 'string' || !('payload' in msg))
-      throw new Error('not a {topic, payload} record');
-    msg._spool = token;
-    return msg as NodeMessageInFlow;
+  /**
+   * Spooled records as messages for the mqtt out: up to `perMessage` readings of one topic in one message (an array
+   * payload, in their order), so that a backlog costs one message per many readings. A record that is not a
+   * {topic, payload} is refused (never sent).
+   */
+  function forwardMessages(node: Node, records: readonly string[], token: number, perMessage: number): Forwarded {
+    const refused: { record: string; reason: string }[] = [];
+    const byTopic = new Map<string, unknown[]>();
+    for (const record of records) {
+      let msg: { topic?: unknown; payload?: unknown } | null;
+      try {
+        msg = JSON.parse(record) as typeof msg;
+      } catch (e) {
+        refused.push({ record, reason: (e as Error).message });
+        continue;
+      }
+      if (typeof msg !== 'object' || msg === null || typeof msg.topic !== 'string' || !('payload' in msg)) {
+        refused.push({ record, reason: 'not a {topic, payload} record' });
+        continue;
+      }
+      const payloads = byTopic.get(msg.topic);
+      if (payloads) payloads.push(msg.payload);
+      else byTopic.set(msg.topic, [msg.payload]);
+    }
+    let messages = 0;
+    for (const [topic, payloads] of byTopic) {
+      for (let i = 0; i < payloads.length; i += perMessage) {
+        const payload = perMessage === 1 || payloads.length - i === 1 ? payloads[i] : payloads.slice(i, i + perMessage);
+        node.send({ topic, payload, _spool: token });
+        messages++;
+      }
+    }
+    return { messages, refused };
   }
 
   function isAck(msg: NodeMessageInFlow): msg is AckMessage {

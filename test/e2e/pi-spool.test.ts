@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
+import mqtt from 'mqtt';
 import {
   mqttUrl,
   readings,
@@ -33,7 +34,7 @@ describe("the Pi's spool with the shipped flows", { skip }, () => {
     site = null;
   });
 
-  test('a torn record (power cut) in the stopped Pi spool: it starts, quarantines the record, publishes, and the server stores all it held', async () => {
+  test('a torn record (power cut) in the stopped Pi spool: it starts, quarantines the record, publishes, and the server stores all it held; the backlog goes as arrays of one meter', async () => {
     site = await startSite('damaged');
     await readings(site, 8);
     await site.link.cut(); // the broker out of reach: readings wait in the spool
@@ -44,10 +45,27 @@ describe("the Pi's spool with the shipped flows", { skip }, () => {
     fs.appendFileSync(path.join(spoolDir(site), segments.at(-1)!), torn);
 
     await site.link.open();
+    // What the restarted Pi publishes, as any subscriber gets it.
+    const published: { topic: string; payload: unknown }[] = [];
+    const watcher = await mqtt.connectAsync(site.mosquitto.url, { protocolVersion: 5 });
+    watcher.on('message', (topic, payload) =>
+      published.push({ topic, payload: JSON.parse(payload.toString()) }),
+    );
+    await watcher.subscribeAsync('teleinfo/+/+/reading', { qos: 1 });
     const before = new Set(sentKeys(site.piDir).keys());
     site.pi = await startPi(site.piDir, mqttUrl(site, site.link.port), site.box.port);
     await waitFor('the damaged bytes quarantined and logged', () => /damaged bytes/.test(site!.pi.log()));
     await storedSince(site, before);
+    await watcher.endAsync();
+    // The shipped flow puts up to 100 readings of one meter in a message: the queued polls of each meter go together.
+    const arrays = published.filter((m) => Array.isArray(m.payload));
+    assert.ok(
+      arrays.some((m) => (m.payload as unknown[]).length > 1),
+      `some backlog message holds several readings: ${published.map((m) => (Array.isArray(m.payload) ? m.payload.length : 1)).join(',')}`,
+    );
+    for (const { topic, payload } of arrays)
+      for (const r of payload as { meter: string }[])
+        assert.equal(topic.split('/')[2], r.meter.replace(/[+#/\s]/g, '_'), `${r.meter} on ${topic}`);
     assert.equal(site.pi.pid > 0 && process.kill(site.pi.pid, 0), true, 'the Pi is up');
     const quarantine = fs.readFileSync(path.join(spoolDir(site), 'quarantine.jsonl'), 'utf8');
     const record = JSON.parse(quarantine.trim().split('\n')[0]) as { base64: string; bytes: number };

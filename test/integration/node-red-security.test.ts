@@ -8,32 +8,32 @@ import { ROOT } from '../support/fixtures';
 import { freePort, stopper, tcpOpen, tempDir, waitFor } from '../support/services';
 
 /**
- * The launcher the containers run (`node scripts/instance.js server <userDir> <port>`), with the settings of the
+ * The launcher the containers run (`sh scripts/instance.sh server <userDir> <port>`), with the settings of the
  * images, as a real Node-RED process: what it refuses and what it keeps.
  */
 
-const LAUNCHER = path.join(ROOT, 'scripts', 'instance.js');
+const LAUNCHER = path.join(ROOT, 'scripts', 'instance.sh');
 const SECRETS = { MQTT_PASSWORD: 'mqtt-secret-pass', INFLUX_PASSWORD: 'influx-secret-pass' };
 
 function launcher(dir: string, port: number, env: Record<string, string>, extra: string[] = []) {
   const log = fs.openSync(path.join(dir, 'launcher.log'), 'a');
-  const child = spawn(
-    process.execPath,
-    [LAUNCHER, 'server', path.join(dir, 'userDir'), String(port), ...extra],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', log, log],
-    },
-  );
+  const child = spawn('sh', [LAUNCHER, 'server', path.join(dir, 'userDir'), String(port), ...extra], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
   fs.closeSync(log);
-  return { stop: stopper(child, null), log: () => fs.readFileSync(path.join(dir, 'launcher.log'), 'utf8') };
+  return {
+    pid: child.pid!,
+    stop: stopper(child, null),
+    log: () => fs.readFileSync(path.join(dir, 'launcher.log'), 'utf8'),
+  };
 }
 
 describe('the Node-RED launcher of the images, secured', () => {
   test('beyond loopback it refuses to start without adminAuth and a credential secret, and a hash that is no bcrypt hash', () => {
     const dir = tempDir('launcher-refused');
     const run = (env: Record<string, string>) =>
-      spawnSync(process.execPath, [LAUNCHER, 'server', path.join(dir, 'userDir'), '1'], {
+      spawnSync('sh', [LAUNCHER, 'server', path.join(dir, 'userDir'), '1'], {
         env: { ...process.env, ...env },
         encoding: 'utf8',
       });
@@ -53,7 +53,7 @@ describe('the Node-RED launcher of the images, secured', () => {
     );
   });
 
-  test('the editor needs a login, the credentials file holds no clear secret, an edit deployed in the editor survives a restart', async () => {
+  test('the entry point becomes Node-RED; the editor needs a login, the credentials file holds no clear secret, an edit deployed in the editor survives a restart', async () => {
     const dir = tempDir('launcher-secure');
     const port = await freePort();
     const env = {
@@ -88,6 +88,9 @@ describe('the Node-RED launcher of the images, secured', () => {
     let nr = launcher(dir, port, env);
     try {
       await waitFor('the editor', () => tcpOpen(port), 30_000);
+      // The entry point became Node-RED (which titles its process `node-red`): no launcher is left beside it.
+      assert.equal(fs.readlinkSync(`/proc/${nr.pid}/exe`), fs.realpathSync(process.execPath));
+      assert.match(fs.readFileSync(`/proc/${nr.pid}/cmdline`, 'utf8'), /^node-red/);
       assert.equal((await fetch(`${api}/flows`)).status, 401, 'the admin API without a token');
       assert.equal(await token('wrong-pass'), null, 'a wrong password gets no token');
       const bearer = (await token('editor-pass'))!;

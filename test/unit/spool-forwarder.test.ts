@@ -15,10 +15,16 @@ function buffer(dir: string, overlapMs: number, acks?: { window: number }) {
   const saf = new SpoolForwarder(
     spool,
     { overlapMs, replayBatch: 7, window: acks?.window ?? 100, brokerAcks: acks !== undefined },
-    (r, token) => {
-      if (r.startsWith('bad')) throw new Error('not a record');
-      forwarded.push(r);
-      tokens.push(token);
+    // One message per record, as teleinfo-spool forwards readings of different topics.
+    (records, token) => {
+      const refused = records
+        .filter((r) => r.startsWith('bad'))
+        .map((record) => ({ record, reason: 'not a record' }));
+      for (const r of records.filter((r) => !r.startsWith('bad'))) {
+        forwarded.push(r);
+        tokens.push(token);
+      }
+      return { messages: records.length - refused.length, refused };
     },
   );
   return { saf, spool, forwarded, tokens };
@@ -177,6 +183,77 @@ describe('spool forwarder (teleinfo-spool)', () => {
     saf.close();
   });
 
+  test('several records in one message: the window counts records; a group leaves once each of its messages is acknowledged', async () => {
+    const messages: { records: string[]; token: number }[] = [];
+    const spool = new Spool(tempDir('saf'), { segmentBytes: 1024, maxBytes: 1 << 20 });
+    // Two messages per call, as teleinfo-spool does for two topics: even records in one, odd ones in the other.
+    const saf = new SpoolForwarder(
+      spool,
+      { overlapMs: 5, replayBatch: 100, window: 10, brokerAcks: true },
+      (records, token) => {
+        messages.push({ records: records.filter((_, i) => i % 2 === 0), token });
+        messages.push({ records: records.filter((_, i) => i % 2 === 1), token });
+        return { messages: 2, refused: [] };
+      },
+    );
+    for (let i = 0; i < 25; i++) saf.offer([`r${i}`]);
+    await turn();
+    saf.setLink(true);
+    await waitFor('the first group', () => messages.length === 2);
+    assert.deepEqual(
+      messages.map((m) => m.records),
+      [
+        ['r0', 'r2', 'r4', 'r6', 'r8'],
+        ['r1', 'r3', 'r5', 'r7', 'r9'],
+      ],
+    );
+    assert.equal(saf.inFlight, 10, 'the window is full with 10 records in 2 messages');
+    saf.acknowledged(messages[0].token);
+    await new Promise((r) => setTimeout(r, 50)); // past the overlap
+    assert.equal(messages.length, 2, 'half a group acknowledged frees nothing');
+    assert.equal(spool.length, 25);
+    saf.acknowledged(messages[1].token);
+    await waitFor('the next group', () => messages.length === 4);
+    await waitFor('the first group released', () => spool.length === 15);
+    while (saf.state !== 'up' || saf.inFlight > 0) {
+      const last = messages.at(-1)!;
+      saf.acknowledged(last.token);
+      saf.acknowledged(last.token);
+      await turn();
+    }
+    assert.deepEqual(
+      messages.flatMap((m) => m.records).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))),
+      Array.from({ length: 25 }, (_, i) => `r${i}`),
+    );
+    await waitFor('all released', () => spool.length === 0);
+    saf.close();
+  });
+
+  test('a replay request while messages of several records are in flight: their late acknowledgements free their records', async () => {
+    const messages: number[] = [];
+    const spool = new Spool(tempDir('saf'), { segmentBytes: 1024, maxBytes: 1 << 20 });
+    const saf = new SpoolForwarder(
+      spool,
+      { overlapMs: 60_000, replayBatch: 100, window: 8, brokerAcks: true },
+      (_records, token) => {
+        messages.push(token);
+        return { messages: 1, refused: [] };
+      },
+    );
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(['r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    await turn();
+    assert.equal(saf.inFlight, 6);
+    const before = messages.splice(0);
+    saf.replayOverlap(); // the 6 are forwarded again, behind the 6 still in flight
+    assert.equal(saf.inFlight, 6, 'the stale message still holds its 6 records of the window');
+    for (const token of before) saf.acknowledged(token);
+    assert.equal(saf.inFlight, 0, 'its late acknowledgement frees them');
+    await waitFor('forwarded again', () => messages.length > 0);
+    saf.close();
+  });
+
   test('an acknowledgement from before a link drop is ignored; the replay starts from the head', async () => {
     const { saf, spool, forwarded, tokens } = buffer(tempDir('saf'), 10, { window: 10 });
     saf.setLink(true);
@@ -216,11 +293,10 @@ describe('spool forwarder (teleinfo-spool)', () => {
     for (const overlapMs of [0, -5, NaN])
       assert.throws(
         () =>
-          new SpoolForwarder(
-            spool,
-            { overlapMs, replayBatch: 1, window: 1, brokerAcks: false },
-            () => undefined,
-          ),
+          new SpoolForwarder(spool, { overlapMs, replayBatch: 1, window: 1, brokerAcks: false }, () => ({
+            messages: 0,
+            refused: [],
+          })),
         /more than 0/,
       );
   });
