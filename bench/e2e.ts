@@ -5,6 +5,8 @@
  *   burst:     BENCH_BURST readings (default 20,000) as fast as the Pi emits them: sustained readings/s;
  *   paced:     BENCH_RATE readings/s (default 500) for BENCH_SECONDS (default 20): latency p50/p99 from the
  *              reading's own time to the moment its point is queryable (sampled every 100 ms).
+ * The burst runs twice: with the Pi as shipped (up to 100 readings of a meter per message, 1,000 in flight), then
+ * with one reading per message (100 in flight).
  * The same loads then go to the original design's shape instead of the server instance: a plain Node script
  * subscribing to the same topics and writing each MQTT message to InfluxDB on its own, one after the other, as the
  * seed's Java server did. RSS is the peak of each Node-RED process.
@@ -25,7 +27,7 @@ import {
   type Mosquitto,
 } from '../test/support/services';
 import { READING_FUNCTION } from './support/function-readings';
-import { rssMiB } from './support/process-stats';
+import { cpuSeconds, rssMiB } from './support/process-stats';
 
 const METERS = Number(process.env.BENCH_METERS) || 200;
 const BURST = Number(process.env.BENCH_BURST) || 20_000;
@@ -51,15 +53,20 @@ function tick() {
 tick();
 return [null, msg];`;
 
-/** The shipped Pi flow with a generator in place of ecodevices-in, its spool at `durability`. */
-function piFlows(durability: 'power' | 'process'): unknown[] {
+/**
+ * The shipped Pi flow with a generator in place of ecodevices-in; `single`: its spool sends one reading per message
+ * with 100 in flight (the shipped settings before readings of one meter shared a message; the seed's Pi too).
+ */
+function piFlows(single: boolean): unknown[] {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
     id: string;
     type: string;
     z?: string;
-    durability?: string;
+    perMessage?: string;
+    window?: string;
   }[];
-  flows.find((n) => n.id === 'pi-spool')!.durability = durability;
+  const spool = flows.find((n) => n.id === 'pi-spool')!;
+  if (single) Object.assign(spool, { perMessage: '1', window: '100' });
   return [
     ...flows.filter((n) => n.id !== 'pi-poll' && n.z !== 'tic-tab' && n.id !== 'tic-tab'),
     { id: 'load', z: 'pi-tab', type: 'http in', url: '/load', method: 'post', wires: [['gen']] },
@@ -103,6 +110,8 @@ interface Run {
   readonly p50: number;
   readonly p99: number;
   readonly stored: number;
+  /** CPU of each watched process over the run, as a share of one core. */
+  readonly cpu: string;
 }
 
 /** Offer a load through the Pi, sample the stored count every 100 ms, and work out rate and latencies. */
@@ -113,9 +122,12 @@ async function run(
   n: number,
   rate: number,
   watch: number[],
+  /** Processes whose CPU over the run is printed, by name. */
+  cpuOf: [string, number][],
 ) {
   await influxd.query(`CREATE DATABASE ${db}`);
   const peaks = watch.map(() => 0);
+  const cpu0 = cpuOf.map(([, pid]) => cpuSeconds(pid));
   const samples: { at: number; stored: number }[] = [];
   const start = Date.now();
   const res = await fetch(`${pi.url}/load`, {
@@ -139,6 +151,12 @@ async function run(
     30 * 60_000,
   );
   const end = samples.find((s) => s.stored >= last)!.at;
+  const cpu = cpuOf
+    .map(
+      ([name, pid], i) =>
+        `${name} ${Math.round(((cpuSeconds(pid) - cpu0[i]) / ((end - start) / 1000)) * 100)} %`,
+    )
+    .join(', ');
   // The k-th point (by its own time) became queryable at the first sample counting at least k points.
   const r = await influxd.query('SELECT "phases" FROM teleinfo', db);
   const times = ((r.results[0]?.series?.[0]?.values ?? []) as [number][])
@@ -159,12 +177,13 @@ async function run(
     p50: pct(0.5),
     p99: pct(0.99),
     stored: last,
+    cpu,
   };
   return { result, peaks };
 }
 
 function row(name: string, load: string, r: Run, n: number, rss: string) {
-  return `| ${name} | ${load} | ${r.stored}/${n} | ${Math.round(r.rate)} | ${r.p50} ms | ${r.p99} ms | ${rss} |`;
+  return `| ${name} | ${load} | ${r.stored}/${n} | ${Math.round(r.rate)} | ${r.p50} ms | ${r.p99} ms | ${r.cpu} | ${rss} |`;
 }
 
 async function main(): Promise<void> {
@@ -175,11 +194,11 @@ async function main(): Promise<void> {
   const paced = RATE * SECONDS;
   // A fresh Pi for each run: a server's start asks the Pis to replay their last 60 s, which would land in the
   // next run's database.
-  const startPi = async (durability: 'power' | 'process' = 'power') => {
+  const startPi = async (single: boolean) => {
     const pi = await startInstance('pi', {
       dir: dirs[dirs.push(tempDir('bench-pi')) - 1],
       env: { ...env, PI_ID: 'bench' },
-      flows: piFlows(durability),
+      flows: piFlows(single),
     });
     await waitFor('the Pi link', () => pi.log().includes('Connected to broker'), 30_000);
     return pi;
@@ -190,11 +209,11 @@ async function main(): Promise<void> {
     while (running.length > 0) await running.pop()!.stop();
   };
   try {
-    // The shipped Pi spool flushes for power cuts; `process` shows what that costs.
-    for (const [db, n, rate, load, durability] of [
-      ['ours_burst', BURST, 0, 'burst', 'power'],
-      ['ours_burst_process', BURST, 0, 'burst', 'process'],
-      ['ours_paced', paced, RATE, `${RATE}/s × ${SECONDS} s`, 'power'],
+    // As shipped (up to 100 readings of a meter per message), then one reading per message, side by side.
+    for (const [db, n, rate, load, single] of [
+      ['ours_burst', BURST, 0, 'burst', false],
+      ['ours_burst_single', BURST, 0, 'burst', true],
+      ['ours_paced', paced, RATE, `${RATE}/s × ${SECONDS} s`, false],
     ] as const) {
       const server = await startInstance('server', {
         dir: dirs[dirs.push(tempDir('bench-server')) - 1],
@@ -202,11 +221,25 @@ async function main(): Promise<void> {
       });
       running.push(server);
       await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
-      const pi = await startPi(durability);
+      const pi = await startPi(single);
       running.push(pi);
-      const ours = await run(pi, influxd, db, n, rate, [pi.pid, server.pid]);
+      const ours = await run(
+        pi,
+        influxd,
+        db,
+        n,
+        rate,
+        [pi.pid, server.pid],
+        [
+          ['Pi', pi.pid],
+          ['broker', mosquitto.pid],
+          ['server', server.pid],
+          ['influxd', influxd.pid],
+        ],
+      );
       const rss = `Pi ${ours.peaks[0].toFixed(0)} MiB, server ${ours.peaks[1].toFixed(0)} MiB`;
-      rows.push(row(`ours (Node-RED server), Pi spool ${durability}`, load, ours.result, n, rss));
+      const shape = single ? 'one reading per message' : 'up to 100 per message';
+      rows.push(row(`ours (Node-RED server), Pi ${shape}`, load, ours.result, n, rss));
       console.log(rows[rows.length - 1]);
       await stopRunning();
     }
@@ -216,9 +249,22 @@ async function main(): Promise<void> {
     ] as const) {
       const seed = await seedShapeServer(mosquitto, influxd, db);
       running.push(seed);
-      const pi = await startPi();
+      const pi = await startPi(true);
       running.push(pi);
-      const r = await run(pi, influxd, db, n, rate, [pi.pid]);
+      const r = await run(
+        pi,
+        influxd,
+        db,
+        n,
+        rate,
+        [pi.pid],
+        [
+          ['Pi', pi.pid],
+          ['broker', mosquitto.pid],
+          ['seed server (in this process)', process.pid],
+          ['influxd', influxd.pid],
+        ],
+      );
       await stopRunning();
       rows.push(
         row("seed's shape (one write per message)", load, r.result, n, `Pi ${r.peaks[0].toFixed(0)} MiB`),
@@ -226,8 +272,10 @@ async function main(): Promise<void> {
       console.log(rows[rows.length - 1]);
     }
     console.log(`\n${METERS} simulated meters; Pi → mosquitto → server → influxd on one 2-core machine`);
-    console.log('| Server | Load | Stored | Readings/s | Latency p50 | Latency p99 | Peak RSS |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(
+      '| Server | Load | Stored | Readings/s | Latency p50 | Latency p99 | CPU (of one core) | Peak RSS |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
   } finally {
     await stopRunning();

@@ -5,7 +5,8 @@
  *   1. Node-RED with no flow (the floor any Node-RED has), then with the package loaded and no flow;
  *   2. the shipped Pi flow polling one simulated Eco-Devices box every 10 s for PI_SECONDS (default 600);
  *   3. the same Pi started on a full spool (PI_BACKLOG_MB, default 50) and replaying it to the broker;
- * 2 and 3 each with Node's defaults and with the flags the launcher gives a Pi. Each prints CPU, peak and last
+ * 2 and 3 each with Node's defaults (every core node) and as the launcher runs a Pi (its Node flags, and its settings
+ * without the core nodes it does not use). Each prints CPU, peak and last
  * RSS; PI_PROFILE=1 also writes a heap snapshot of the Pi after its polling run (Node's defaults).
  */
 import { execFileSync } from 'node:child_process';
@@ -125,17 +126,19 @@ async function main(): Promise<void> {
   watcher.on('message', () => published.n++);
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- the launcher is plain JS shared with npm start
   const { NODE_ARGS } = require(path.join(ROOT, 'scripts', 'instance.js')) as { NODE_ARGS: { pi: string[] } };
-  const flagSets: [string, string[]][] = [
-    ["Node's defaults", []],
-    [`as the launcher runs it (${NODE_ARGS.pi.join(' ')})`, NODE_ARGS.pi],
+  // As the launcher runs a Pi: its Node flags and its settings (which leave out some core nodes).
+  const flagSets: [string, string[], 'pi' | 'server'][] = [
+    ["Node's defaults, every core node", [], 'server'],
+    [`as the launcher runs it (${NODE_ARGS.pi.join(' ')}, the Pi's core nodes)`, NODE_ARGS.pi, 'pi'],
   ];
-  const start = (dir: string, flows: unknown[], flags: string[], snapshot = false) => {
+  const start = (dir: string, flows: unknown[], flags: string[], role: 'pi' | 'server', snapshot = false) => {
     return startNodeRed({
       dir,
       flows,
       env,
       installed: true,
       redJs,
+      role,
       nodeArgs: [...flags, ...(snapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : [])],
     });
   };
@@ -153,16 +156,16 @@ async function main(): Promise<void> {
       ['+ this package installed, no flow', userDir],
     ] as const) {
       clean(dir);
-      const nr = await start(dir, [], []);
+      const nr = await start(dir, [], [], 'server');
       rows.push({ label, ...(await observe(nr.pid, short)), note: "Node's defaults" });
       await nr.stop();
     }
 
     // The shipped Pi flow, one box every 10 s.
-    for (const [flagsLabel, flags] of flagSets) {
+    for (const [flagsLabel, flags, role] of flagSets) {
       clean(userDir);
       const snapshot = PROFILE && flags.length === 0;
-      const nr = await start(userDir, piFlow, flags, snapshot);
+      const nr = await start(userDir, piFlow, flags, role, snapshot);
       await waitFor('the first reading at the broker', () => published.n > 0, 60_000);
       const before = published.n;
       const poll = await observe(nr.pid, SECONDS);
@@ -177,11 +180,11 @@ async function main(): Promise<void> {
     }
 
     // A full spool replayed: written as teleinfo-spool writes it, then the Pi started with the broker up.
-    for (const [flagsLabel, flags] of flagSets) {
+    for (const [flagsLabel, flags, role] of flagSets) {
       clean(userDir);
       const { records, mb } = fillSpool(userDir);
       const replayStart = published.n;
-      const nr = await start(userDir, piFlow, flags);
+      const nr = await start(userDir, piFlow, flags, role);
       const drained = waitFor(
         'the backlog at the broker',
         () => published.n - replayStart >= records,

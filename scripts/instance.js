@@ -82,7 +82,7 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   const settings = path.join(userDir, 'settings.js');
   fs.writeFileSync(
     settings,
-    `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port} });\n`,
+    `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port}, role: ${JSON.stringify(role)} });\n`,
   );
   const flowFile = path.join(userDir, 'flows.json');
   if (reseed || !fs.existsSync(flowFile)) {

@@ -48,8 +48,16 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     site = null;
   });
 
-  test('happy path: readings of several meters are stored exactly once with their values', async () => {
+  test('happy path: readings of several meters are stored exactly once with their values; the Pi loads only the core nodes a Pi uses', async () => {
     site = await startSite('happy');
+    // The launcher's Pi settings leave out core nodes whose libraries cost memory (http request first).
+    const sets = (await (
+      await fetch(`${site.pi.url}/nodes`, { headers: { accept: 'application/json' } })
+    ).json()) as { types: string[] }[];
+    const types = new Set(sets.flatMap((s) => s.types));
+    assert.equal(types.has('http request'), false, 'no http request node on the Pi');
+    for (const kept of ['mqtt out', 'function', 'file', 'http in', 'json', 'teleinfo-spool'])
+      assert.ok(types.has(kept), `${kept} is in the Pi's palette`);
     // The server tracks the Pi's retained status topic: its birth message, then its close message when it stops.
     await waitFor('the Pi online, seen by the server', () => piStatus('online')(site!.servers[0].log()));
     await waitFor(

@@ -24,6 +24,8 @@ export async function startNodeRed(
     installed?: boolean;
     /** Another Node-RED install's red.js (a Pi's: nothing from this repository's node_modules); with `installed`. */
     redJs?: string;
+    /** The settings of that role (a Pi's leaves out some core nodes); a server's by default. */
+    role?: 'pi' | 'server';
   } = {},
 ): Promise<NodeRedProcess> {
   // A given userDir outlives the process (to restart on it); a temporary one is removed on stop.
@@ -32,7 +34,7 @@ export async function startNodeRed(
   const settings = path.join(dir, 'settings.js');
   fs.writeFileSync(
     settings,
-    `const settings = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port} });\n` +
+    `const settings = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port}, role: '${options.role ?? 'server'}' });\n` +
       (options.installed ? 'delete settings.nodesDir;\n' : '') +
       'module.exports = settings;\n',
   );
