@@ -30,6 +30,8 @@ interface BoxEvent {
 }
 
 const CONTEXT_KEY = 'teleinfo-alert';
+/** How long the events of a burst wait to be saved together. */
+const SAVE_MS = 1000;
 
 /**
  * teleinfo-alert: readings, Pi status messages and ecodevices-in's box events in; one message when an alert is
@@ -107,10 +109,20 @@ export = function register(RED: NodeAPI): void {
             }) as unknown as NodeMessageInFlow,
         ),
       ]);
-      context.set(CONTEXT_KEY, engine.snapshot(), store, (err?: Error) => {
-        if (err) node.warn(`teleinfo-alert: the alerts could not be saved (${err.message})`);
-      });
+      scheduleSave();
       render();
+    }
+
+    // The state holds every meter seen: saving it costs as much for one event as for many, so the events of one
+    // second are saved together (the file store writes to disk every 30 s anyway). A close saves at once.
+    let saveTimer: NodeJS.Timeout | null = null;
+    function scheduleSave(): void {
+      saveTimer ??= setTimeout(() => {
+        saveTimer = null;
+        context.set(CONTEXT_KEY, engine.snapshot(), store, (err?: Error) => {
+          if (err) node.warn(`teleinfo-alert: the alerts could not be saved (${err.message})`);
+        });
+      }, SAVE_MS);
     }
 
     // The clock of silences and reminders: every 10 s, or finer when they are shorter.
@@ -158,6 +170,8 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       clearInterval(clock);
+      if (saveTimer) clearTimeout(saveTimer);
+      saveTimer = null;
       context.set(CONTEXT_KEY, engine.snapshot(), store, () => done());
     });
   }
