@@ -78,8 +78,6 @@ export class SpoolForwarder {
   private unacked = 0;
   /** Groups forwarded before a replay request started over, still in flight at the broker's client, by token. */
   private readonly staleGroups = new Map<number, SentGroup>();
-  private stale = 0;
-  private staleBelow = 0;
   private pumpTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private releaseTimer: NodeJS.Timeout | null;
   private readonly batcher = new TurnBatcher((records, waiters) => this.spoolTurn(records, waiters));
@@ -112,7 +110,9 @@ export class SpoolForwarder {
 
   /** Records forwarded and not yet acknowledged by the broker. */
   get inFlight(): number {
-    return this.unacked + this.stale;
+    let stale = 0;
+    for (const group of this.staleGroups.values()) stale += group.sent;
+    return this.unacked + stale;
   }
 
   /**
@@ -180,12 +180,9 @@ export class SpoolForwarder {
 
   /** The broker acknowledged a message forwarded with `token`. */
   acknowledged(token: number): void {
-    if (token < this.staleBelow) {
-      const group = this.staleGroups.get(token);
-      if (group && --group.unacked === 0) {
-        this.stale -= group.sent;
-        this.staleGroups.delete(token);
-      }
+    const stale = this.staleGroups.get(token);
+    if (stale) {
+      if (--stale.unacked === 0) this.staleGroups.delete(token);
     } else {
       const group = this.groups[token - (this.groups[0]?.token ?? token)];
       if (!group || group.token !== token || group.unacked === 0) return;
@@ -225,9 +222,6 @@ export class SpoolForwarder {
   private rewind(keepInFlight: boolean): void {
     if (!keepInFlight) this.staleGroups.clear();
     else for (const group of this.groups) if (group.unacked > 0) this.staleGroups.set(group.token, group);
-    this.stale = 0;
-    for (const group of this.staleGroups.values()) this.stale += group.sent;
-    this.staleBelow = this.nextToken;
     this.groups.length = 0;
     this.inGroups = 0;
     this.unacked = 0;

@@ -117,12 +117,15 @@ export = function register(RED: NodeAPI): void {
     // second are saved together (the file store writes to disk every 30 s anyway). A close saves at once.
     let saveTimer: NodeJS.Timeout | null = null;
     function scheduleSave(): void {
-      saveTimer ??= setTimeout(() => {
-        saveTimer = null;
-        context.set(CONTEXT_KEY, engine.snapshot(), store, (err?: Error) => {
-          if (err) node.warn(`teleinfo-alert: the alerts could not be saved (${err.message})`);
-        });
-      }, SAVE_MS);
+      saveTimer ??= setTimeout(save, SAVE_MS);
+    }
+    function save(done?: () => void): void {
+      if (saveTimer) clearTimeout(saveTimer);
+      saveTimer = null;
+      context.set(CONTEXT_KEY, engine.snapshot(), store, (err?: Error) => {
+        if (err) node.warn(`teleinfo-alert: the alerts could not be saved (${err.message})`);
+        done?.();
+      });
     }
 
     // The clock of silences and reminders: every 10 s, or finer when they are shorter.
@@ -170,9 +173,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       clearInterval(clock);
-      if (saveTimer) clearTimeout(saveTimer);
-      saveTimer = null;
-      context.set(CONTEXT_KEY, engine.snapshot(), store, () => done());
+      save(done);
     });
   }
 
