@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import alert from '../../nodes/teleinfo-alert/teleinfo-alert';
 import { readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
+import type { AlertSnapshot } from '../../nodes/lib/alerts';
 import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
 import { captures } from '../support/fixtures';
@@ -165,6 +166,38 @@ describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
     });
     await waitFor('four alerts', () => alerts.length >= 4);
     assert.deepEqual(states(alerts).sort(), ['ejp:raised', 'index:raised', 'overrun:raised', 'tempo:raised']);
+  });
+
+  test('the events of a burst are saved together, once a second, and at once on close (not once per event)', async () => {
+    // The default context store of the runtime is the memory one: count its writes of the alerts' key.
+    const memoryStore = module.require(
+      require.resolve('@node-red/runtime/lib/nodes/context/memory', { paths: [require.resolve('node-red')] }),
+    ) as () => { set: (...args: unknown[]) => void };
+    const prototype = Object.getPrototypeOf(memoryStore()) as { set: (...args: unknown[]) => void };
+    const originalSet = prototype.set;
+    const saves: AlertSnapshot[] = [];
+    prototype.set = function (this: unknown, ...args: unknown[]) {
+      if (args[1] === 'teleinfo-alert') saves.push(structuredClone(args[2]) as AlertSnapshot);
+      return originalSet.apply(this, args);
+    };
+    try {
+      const { node, alerts } = await load();
+      const pis = Array.from({ length: 200 }, (_, i) => `pi-${i}`);
+      for (const pi of pis) node.receive({ topic: `teleinfo/${pi}/status`, payload: 'offline' });
+      await waitFor('200 silences raised', () => alerts.length === 200);
+      await waitFor('the burst saved', () => saves.some((s) => JSON.stringify(s).includes('pi-199')));
+      // The burst straddles at most one second boundary; one save per event would be 200.
+      assert.ok(saves.length <= 2, `${saves.length} saves for 200 events`);
+      node.receive({ topic: 'teleinfo/pi-200/status', payload: 'offline' });
+      await waitFor('the 201st', () => alerts.length === 201);
+      const before = saves.length;
+      await stopHelper();
+      await startHelper(); // afterEach stops it again
+      assert.equal(saves.length, before + 1, 'the close saved at once');
+      assert.ok(JSON.stringify(saves.at(-1)).includes('pi-200'), 'with the last event in it');
+    } finally {
+      prototype.set = originalSet;
+    }
   });
 
   test('anything else: done(err) saying what was expected', async () => {
