@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { spoolDir, Spool } from '../nodes/lib/spool';
+import { messageRecord, spoolDir, Spool } from '../nodes/lib/spool';
 import { ROOT } from '../test/support/fixtures';
 import { startNodeRed } from '../test/support/node-red-process';
 import { hcReading } from '../test/support/readings';
@@ -98,7 +98,7 @@ function fillSpool(userDir: string): { records: number; mb: number } {
     const batch: string[] = [];
     for (let i = 0; i < 1000; i++, n++) {
       const reading = hcReading('021861348497', t0 + n * 1000, n);
-      batch.push(JSON.stringify({ topic: 'teleinfo/pi-bench/021861348497/reading', payload: reading }));
+      batch.push(messageRecord('teleinfo/pi-bench/021861348497/reading', reading));
     }
     spool.append(batch);
   }
@@ -123,7 +123,11 @@ async function main(): Promise<void> {
   const published = { n: 0 };
   const watcher = await mqtt.connectAsync(broker.url, { clientId: 'bench-watcher' });
   await watcher.subscribeAsync('teleinfo/pi-bench/+/reading', { qos: 1 });
-  watcher.on('message', () => published.n++);
+  // Readings, not messages: a replay sends up to 100 readings of a meter per message (a JSON array).
+  watcher.on('message', (_topic, payload) => {
+    const readings: unknown = JSON.parse(payload.toString());
+    published.n += Array.isArray(readings) ? readings.length : 1;
+  });
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- the launcher is plain JS shared with npm start
   const { NODE_ARGS } = require(path.join(ROOT, 'scripts', 'instance.js')) as { NODE_ARGS: { pi: string[] } };
   // As the launcher runs a Pi: its Node flags and its settings (which leave out some core nodes).
@@ -148,6 +152,12 @@ async function main(): Promise<void> {
       fs.rmSync(path.join(dir, state), { recursive: true, force: true });
   };
   const rows: Row[] = [];
+  const row = (r: Row) => {
+    rows.push(r);
+    console.log(
+      `# ${r.label}: ${r.seconds.toFixed(0)} s, CPU ${((r.cpu / r.seconds) * 100).toFixed(2)} %, peak ${r.peakRss.toFixed(1)} MiB, last ${r.lastRss.toFixed(1)} MiB; ${r.note}`,
+    );
+  };
   try {
     // Node-RED's own floor, then with the package loaded and no flow.
     const short = Math.min(SECONDS, 120);
@@ -157,7 +167,7 @@ async function main(): Promise<void> {
     ] as const) {
       clean(dir);
       const nr = await start(dir, [], [], 'server');
-      rows.push({ label, ...(await observe(nr.pid, short)), note: "Node's defaults" });
+      row({ label, ...(await observe(nr.pid, short)), note: "Node's defaults" });
       await nr.stop();
     }
 
@@ -169,7 +179,7 @@ async function main(): Promise<void> {
       await waitFor('the first reading at the broker', () => published.n > 0, 60_000);
       const before = published.n;
       const poll = await observe(nr.pid, SECONDS);
-      rows.push({
+      row({
         label: 'the shipped Pi flow, 1 box every 10 s',
         ...poll,
         note: `${flagsLabel}; ${published.n - before} readings published`,
@@ -192,7 +202,7 @@ async function main(): Promise<void> {
       );
       const replay = await observe(nr.pid, SECONDS, drained);
       await drained;
-      rows.push({
+      row({
         label: `the same Pi replaying a ${mb.toFixed(0)} MB spool`,
         ...replay,
         note: `${flagsLabel}; ${records} readings in ${replay.seconds.toFixed(1)} s (${(records / replay.seconds).toFixed(0)}/s)`,

@@ -29,8 +29,8 @@ const CREDENTIALS = {
 
 /**
  * Node's flags for each instance. A Pi has little memory: a small young generation (2 MiB semi-spaces instead of
- * up to 16) and V8's size-optimized mode keep it under 100 MiB polling and near 110 MiB replaying a full 50 MB
- * spool, against 125 and 235 MiB with Node's defaults, for a replay about 1.7 times slower (`npm run bench:pi`).
+ * up to 16) and V8's size-optimized mode keep it at 90 MiB polling and 100 MiB replaying a full 50 MB spool,
+ * against 122 and 233 MiB with Node's defaults, for a replay about 1.5 times slower (`npm run bench:pi`).
  */
 const NODE_ARGS = { pi: ['--max-semi-space-size=2', '--optimize-for-size'], server: [] };
 

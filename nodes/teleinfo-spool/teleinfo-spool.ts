@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
-import { Spool, spoolDir, type SpoolError } from '../lib/spool';
+import { messageRecord, payloadArray, Spool, spoolDir, splitMessageRecord, type SpoolError } from '../lib/spool';
 import { isReplayRequest, SpoolForwarder, type Forwarded } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
@@ -168,7 +168,7 @@ export = function register(RED: NodeAPI): void {
       const fail = (e: Error) => failInput(node, done, e.message, render());
       try {
         const records = readings.map((reading) =>
-          JSON.stringify({ topic: renderTopic(topicTemplate, reading), payload: reading }),
+          messageRecord(renderTopic(topicTemplate, reading), reading),
         );
         // Done once the readings survive what the durability promises: from then on they reach the broker.
         forwarder.offer(records, (err) => (err ? fail(err) : done()));
@@ -185,23 +185,18 @@ export = function register(RED: NodeAPI): void {
   }
 
   /**
-   * Spooled records as messages for the mqtt out: up to `perMessage` readings of one topic in one message (an array
-   * payload, in their order), so that a backlog costs one message per many readings. A record that is not a
-   * {topic, payload} is refused (never sent).
+   * Spooled records as messages for the mqtt out: up to `perMessage` readings of one topic in one message (an array,
+   * in their order), so that a backlog costs one message per many readings. The payload is the readings' JSON text,
+   * as spooled (the mqtt out publishes a string as it is). A record that is not a {topic, payload} is refused (never
+   * sent).
    */
   function forwardMessages(node: Node, records: readonly string[], token: number, perMessage: number): Forwarded {
     const refused: { record: string; reason: string }[] = [];
-    const byTopic = new Map<string, unknown[]>();
+    const byTopic = new Map<string, string[]>();
     for (const record of records) {
-      let msg: { topic?: unknown; payload?: unknown } | null;
-      try {
-        msg = JSON.parse(record) as typeof msg;
-      } catch (e) {
-        refused.push({ record, reason: (e as Error).message });
-        continue;
-      }
-      if (typeof msg !== 'object' || msg === null || typeof msg.topic !== 'string' || !('payload' in msg)) {
-        refused.push({ record, reason: 'not a {topic, payload} record' });
+      const msg = splitMessageRecord(record);
+      if (typeof msg === 'string') {
+        refused.push({ record, reason: msg });
         continue;
       }
       const payloads = byTopic.get(msg.topic);
@@ -211,7 +206,8 @@ export = function register(RED: NodeAPI): void {
     let messages = 0;
     for (const [topic, payloads] of byTopic) {
       for (let i = 0; i < payloads.length; i += perMessage) {
-        const payload = perMessage === 1 || payloads.length - i === 1 ? payloads[i] : payloads.slice(i, i + perMessage);
+        const payload =
+          perMessage === 1 || payloads.length - i === 1 ? payloads[i] : payloadArray(payloads.slice(i, i + perMessage));
         node.send({ topic, payload, _spool: token });
         messages++;
       }

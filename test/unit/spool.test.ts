@@ -2,8 +2,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { Spool, spoolDir, type SpoolIo } from '../../nodes/lib/spool';
+import {
+  messageRecord,
+  payloadArray,
+  Spool,
+  spoolDir,
+  splitMessageRecord,
+  type SpoolIo,
+} from '../../nodes/lib/spool';
 import { tempDir } from '../support/services';
+import { hcReading } from '../support/readings';
 import { failingIo, rebuild, recordingIo, type Cut, type SpoolOp } from '../support/spool-io';
 
 const records = (from: number, n: number) => Array.from({ length: n }, (_, i) => `line ${from + i}`);
@@ -313,5 +321,37 @@ describe('spool folders', () => {
     for (const id of ['.', '..', '...', '../../etc', 'a/b', 'ab12.cd34'])
       assert.equal(path.dirname(spoolDir('/data/teleinfo-spool', id)), '/data/teleinfo-spool', id);
     assert.equal(spoolDir('/data', 'ab12.cd34'), '/data/ab12.cd34', 'ordinary ids keep their folder');
+  });
+});
+
+describe('teleinfo-spool records ({topic, payload} as JSON text)', () => {
+  test("the payload's JSON text comes back as spooled, arrays of them join into one JSON array", () => {
+    const reading = hcReading('021861348497', Date.parse('2026-11-20T00:00:00Z'), 3);
+    const split = splitMessageRecord(messageRecord('teleinfo/pi-1/021861348497/reading', reading));
+    assert.deepEqual(split, {
+      topic: 'teleinfo/pi-1/021861348497/reading',
+      payload: JSON.stringify(reading),
+    });
+    const two = payloadArray([JSON.stringify(reading), JSON.stringify({ ...reading, meter: 'B' })]);
+    assert.deepEqual(JSON.parse(two), [reading, { ...reading, meter: 'B' }]);
+  });
+
+  test('an escaped topic or keys in another order take the slow way, and come out the same', () => {
+    for (const topic of ['a"b', 'a\\', 'x","payload":"y', 'é/ü'])
+      assert.deepEqual(splitMessageRecord(messageRecord(topic, { v: [1, 'two'] })), {
+        topic,
+        payload: '{"v":[1,"two"]}',
+      });
+    assert.deepEqual(splitMessageRecord('{"payload":{"v":1},"topic":"t"}'), {
+      topic: 't',
+      payload: '{"v":1}',
+    });
+  });
+
+  test('anything else is refused with the reason', () => {
+    assert.match(splitMessageRecord('{"topic":"t","payload":') as string, /JSON/);
+    assert.equal(splitMessageRecord('{"topic":"t"}'), 'not a {topic, payload} record');
+    assert.equal(splitMessageRecord('{"topic":1,"payload":2}'), 'not a {topic, payload} record');
+    assert.equal(splitMessageRecord('null'), 'not a {topic, payload} record');
   });
 });
