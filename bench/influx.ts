@@ -1,11 +1,14 @@
 /**
  * npm run bench:influx — readings/s into one local influxd 1.6, in one run:
- *   raw baseline: the same line protocol POSTed directly to /write in 5000-line batches, one request at a time;
- *   ours: influx-teleinfo-out in a Node-RED flow (inject → function that emits one message per reading → node);
- *   node-red-contrib-influxdb 0.7 "influxdb out" in the same flow shape (one message per reading).
+ *   raw baseline: the same line protocol POSTed directly to /write in 5000-line batches, one request at a time,
+ *   and 2 at a time (what influx-teleinfo-out does while InfluxDB keeps up);
+ *   ours: influx-teleinfo-out in a Node-RED flow (inject → function that emits the readings → node), one
+ *   reading per message and 100 per message (what the server's mqtt in gets from a Pi's teleinfo-spool);
+ *   node-red-contrib-influxdb 0.7 "influxdb out" in the same flow shapes (an array of points for 100).
+ * Raw and ours alternate for BENCH_ROUNDS rounds (default 3); the table gives the median round.
  * A run ends when InfluxDB counts every point (queryable), so spooling alone does not count as written.
- * Peak RSS is that of the Node-RED process. BENCH_READINGS (default 100000) sets the size; the contrib run
- * uses a tenth of it, since it is slow, or BENCH_CONTRIB_READINGS. Points a writer lost are printed.
+ * Peak RSS is that of the Node-RED process. BENCH_READINGS (default 300000) sets the size; the contrib run one
+ * per message uses a tenth of it, since it is slow, or BENCH_CONTRIB_READINGS. Points a writer lost are printed.
  */
 import path from 'node:path';
 import { readingToLine } from '../nodes/lib';
@@ -16,7 +19,7 @@ import { startInfluxd, waitFor, type Influxd } from '../test/support/services';
 import { READING_FUNCTION } from './support/function-readings';
 import { cpuSeconds, rssMiB } from './support/process-stats';
 
-const N = Number(process.env.BENCH_READINGS) || 100_000;
+const N = Number(process.env.BENCH_READINGS) || 300_000;
 const T0 = Date.parse('2026-01-20T00:00:00Z');
 
 /**
@@ -25,9 +28,9 @@ const T0 = Date.parse('2026-01-20T00:00:00Z');
  * 1000 per timer turn (the function sandbox has no setImmediate). Each message is new, so it is sent without the
  * function node's defensive clone, for both writers.
  */
-function generator(count: number, shape: 'reading' | 'contrib'): string {
+function generator(count: number, shape: 'reading' | 'contrib', perMessage: number): string {
   return `
-const count = ${count}, T0 = ${T0};
+const count = ${count}, T0 = ${T0}, perMessage = ${perMessage};
 ${READING_FUNCTION}
 function payload(i) {
   const r = reading('m' + (i % 50), T0 + Math.floor(i / 50) * 1000, i);
@@ -46,7 +49,8 @@ if (msg.req) {
 const payloads = context.get('payloads');
 let i = 0;
 function burst() {
-  for (let k = 0; k < 1000 && i < count; k++, i++) node.send([{ payload: payloads[i] }, null], false);
+  for (let k = 0; k < 1000 && i < count; k += perMessage, i += perMessage)
+    node.send([{ payload: perMessage === 1 ? payloads[i] : payloads.slice(i, i + perMessage) }, null], false);
   if (i < count) setTimeout(burst, 0);
   else context.set('payloads', null);
 }
@@ -54,7 +58,13 @@ burst();
 return null;`;
 }
 
-function flow(database: string, influx: Influxd, count: number, writer: 'ours' | 'contrib'): unknown[] {
+function flow(
+  database: string,
+  influx: Influxd,
+  count: number,
+  writer: 'ours' | 'contrib',
+  perMessage: number,
+): unknown[] {
   const url = new URL(influx.url);
   const config =
     writer === 'ours'
@@ -95,7 +105,7 @@ function flow(database: string, influx: Influxd, count: number, writer: 'ours' |
       id: 'gen',
       z: 'tab',
       type: 'function',
-      func: generator(count, writer === 'ours' ? 'reading' : 'contrib'),
+      func: generator(count, writer === 'ours' ? 'reading' : 'contrib', perMessage),
       outputs: 2,
       libs: [],
       wires: [['out'], ['prepared']],
@@ -121,10 +131,16 @@ async function count(influx: Influxd, db: string): Promise<number> {
   return (r.results[0]?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
 }
 
-async function throughNodeRed(influx: Influxd, nr: NodeRedProcess, writer: 'ours' | 'contrib', n: number) {
-  const db = `bench_${writer}`;
+async function throughNodeRed(
+  influx: Influxd,
+  nr: NodeRedProcess,
+  writer: 'ours' | 'contrib',
+  n: number,
+  db: string,
+  perMessage = 1,
+) {
   await influx.query(`CREATE DATABASE ${db}`);
-  await nr.deploy(flow(db, influx, n, writer));
+  await nr.deploy(flow(db, influx, n, writer, perMessage));
   const prepared = await fetch(`${nr.url}/prepare`, { method: 'POST' });
   if (prepared.status !== 200) throw new Error(`prepare failed: ${prepared.status}`);
   let peak = rssMiB(nr.pid);
@@ -167,64 +183,113 @@ async function throughNodeRed(influx: Influxd, nr: NodeRedProcess, writer: 'ours
   return { rate: stored / seconds, seconds, peak, cpu, stored };
 }
 
-async function raw(influx: Influxd, n: number) {
-  await influx.query('CREATE DATABASE bench_raw');
+/** The same lines POSTed straight to /write in 5000-line batches, `inFlight` requests at a time. */
+async function raw(influx: Influxd, n: number, db: string, inFlight: number) {
+  await influx.query(`CREATE DATABASE ${db}`);
   const lines = Array.from({ length: n }, (_, i) =>
     readingToLine(hcReading(`m${i % 50}`, T0 + Math.floor(i / 50) * 1000, i)),
   );
+  const bodies: string[] = [];
+  for (let i = 0; i < n; i += 5000) bodies.push(lines.slice(i, i + 5000).join('\n'));
   const cpu0 = cpuSeconds(influx.pid);
   const start = process.hrtime.bigint();
-  for (let i = 0; i < n; i += 5000) {
-    const res = await fetch(`${influx.url}/write?db=bench_raw&precision=ms`, {
-      method: 'POST',
-      body: lines.slice(i, i + 5000).join('\n'),
-    });
-    if (res.status !== 204) throw new Error(`raw write: ${res.status} ${await res.text()}`);
-  }
-  await waitFor('raw points', () => complete(influx, 'bench_raw', n), 120_000);
+  let next = 0;
+  const post = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++];
+      const res = await fetch(`${influx.url}/write?db=${db}&precision=ms`, { method: 'POST', body });
+      if (res.status !== 204) throw new Error(`raw write: ${res.status} ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, post));
+  await waitFor('raw points', () => complete(influx, db, n), 120_000);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   return { rate: n / seconds, seconds, cpu: { influxd: cpuSeconds(influx.pid) - cpu0 } };
 }
 
+type RawResult = Awaited<ReturnType<typeof raw>>;
+type WriterResult = Awaited<ReturnType<typeof throughNodeRed>>;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 async function main(): Promise<void> {
   const influx = await startInfluxd();
   // node-red-contrib-influxdb is a dev dependency: Node-RED finds it through nodesDir.
-  const nr = await startNodeRed({
-    env: { NODE_PATH: path.join(ROOT, 'node_modules') },
-    // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the Node-RED process.
-    nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean),
-  });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the launcher is plain JS shared with npm start
+  const { NODE_ARGS } = require(path.join(ROOT, 'scripts', 'instance.js')) as {
+    NODE_ARGS: { server: string[] };
+  };
+  // The server instance's Node flags, as the launcher runs it; BENCH_NODE_ARGS adds some
+  // ("--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the Node-RED process).
+  const nodeArgs = [...NODE_ARGS.server, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  console.log(`Node-RED runs with ${nodeArgs.join(' ') || "Node's default flags"}`);
+  const nr = await startNodeRed({ env: { NODE_PATH: path.join(ROOT, 'node_modules') }, nodeArgs });
   try {
-    const baseline = await raw(influx, N);
-    console.log(
-      `raw /write, 5000-line batches: ${N} readings in ${baseline.seconds.toFixed(2)} s = ${Math.round(baseline.rate)} readings/s; influxd CPU ${baseline.cpu.influxd.toFixed(2)} s`,
-    );
-    const ours = await throughNodeRed(influx, nr, 'ours', N);
-    console.log(
-      `influx-teleinfo-out: ${N} readings in ${ours.seconds.toFixed(2)} s = ${Math.round(ours.rate)} readings/s, peak RSS ${ours.peak.toFixed(0)} MiB; CPU Node-RED ${ours.cpu.nr.toFixed(2)} s, influxd ${ours.cpu.influxd.toFixed(2)} s`,
-    );
-    // BENCH_CONTRIB_READINGS=100000: contrib under the same 100,000-reading burst as ours (about a minute).
+    // influxd's own speed drifts within a run (by a third between two raw runs): raw and ours alternate, in
+    // fresh databases, and each round's ratio is taken against its own raw run.
+    const rounds = Number(process.env.BENCH_ROUNDS) || 3;
+    const results: { raw: RawResult; raw2: RawResult; ours: WriterResult; ours100: WriterResult }[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const baseline = await raw(influx, N, `bench_raw_${round}`, 1);
+      const raw2 = await raw(influx, N, `bench_raw2_${round}`, 2);
+      const ours = await throughNodeRed(influx, nr, 'ours', N, `bench_ours_${round}`);
+      const ours100 = await throughNodeRed(influx, nr, 'ours', N, `bench_ours100_${round}`, 100);
+      results.push({ raw: baseline, raw2, ours, ours100 });
+      const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(0)} %`;
+      console.log(
+        `round ${round}: raw ${Math.round(baseline.rate)}/s (influxd CPU ${baseline.cpu.influxd.toFixed(2)} s), raw 2 in flight ${Math.round(raw2.rate)}/s; influx-teleinfo-out one reading per message ${Math.round(ours.rate)}/s (${pct(ours.rate, baseline.rate)} of raw, Node-RED CPU ${ours.cpu.nr.toFixed(2)} s, influxd ${ours.cpu.influxd.toFixed(2)} s, peak RSS ${ours.peak.toFixed(0)} MiB), 100 per message ${Math.round(ours100.rate)}/s (${pct(ours100.rate, baseline.rate)} of raw, ${pct(ours100.rate, raw2.rate)} of raw 2 in flight, Node-RED CPU ${ours100.cpu.nr.toFixed(2)} s)`,
+      );
+    }
+    // BENCH_CONTRIB_READINGS=300000: contrib one per message under the same burst as ours (a few minutes).
     const nContrib = Number(process.env.BENCH_CONTRIB_READINGS) || Math.max(1000, Math.round(N / 10));
-    const contrib = await throughNodeRed(influx, nr, 'contrib', nContrib);
-    console.log(
-      `node-red-contrib-influxdb 0.7: ${nContrib} readings in ${contrib.seconds.toFixed(2)} s = ${Math.round(contrib.rate)} readings/s, peak RSS ${contrib.peak.toFixed(0)} MiB; CPU Node-RED ${contrib.cpu.nr.toFixed(2)} s, influxd ${contrib.cpu.influxd.toFixed(2)} s`,
-    );
-    console.log(
-      '\n| Writer (same local influxd 1.6) | Sent | Stored | Readings/s | vs raw | Node-RED CPU per 1,000 | Peak RSS of Node-RED |',
-    );
-    console.log('|---|---|---|---|---|---|---|');
-    console.log(
-      `| raw line protocol, 5000-line batches | ${N} | ${N} | ${Math.round(baseline.rate)} | 100 % | – | – |`,
-    );
+    const contrib = await throughNodeRed(influx, nr, 'contrib', nContrib, 'bench_contrib');
+    const contrib100 = await throughNodeRed(influx, nr, 'contrib', N, 'bench_contrib100', 100);
+    for (const [name, c, n] of [
+      ['one per message', contrib, nContrib],
+      ['100 per message', contrib100, N],
+    ] as const)
+      console.log(
+        `node-red-contrib-influxdb 0.7, ${name}: ${n} readings in ${c.seconds.toFixed(2)} s = ${Math.round(c.rate)} readings/s, peak RSS ${c.peak.toFixed(0)} MiB; CPU Node-RED ${c.cpu.nr.toFixed(2)} s, influxd ${c.cpu.influxd.toFixed(2)} s`,
+      );
+    const ratio = (r: (typeof results)[number]) => r.ours.rate / r.raw.rate;
+    const mid = results.find((r) => ratio(r) === median(results.map(ratio)))!;
+    const ratio100 = (r: (typeof results)[number]) => r.ours100.rate / r.raw.rate;
+    const mid100 = results.find((r) => ratio100(r) === median(results.map(ratio100)))!;
     const perK = (cpu: number, n: number) => `${((cpu / n) * 1e6).toFixed(1)} ms`;
     console.log(
-      `| influx-teleinfo-out (Node-RED flow) | ${N} | ${ours.stored} | ${Math.round(ours.rate)} | ${((ours.rate / baseline.rate) * 100).toFixed(0)} % | ${perK(ours.cpu.nr, N)} | ${ours.peak.toFixed(0)} MiB |`,
+      `\n| Writer (same local influxd 1.6; median rounds of ${rounds}) | Sent | Stored | Readings/s | vs raw | Node-RED CPU per 1,000 | Peak RSS of Node-RED |`,
+    );
+    console.log('|---|---|---|---|---|---|---|');
+    const row = (
+      name: string,
+      n: number,
+      stored: number,
+      rate: number,
+      base: number,
+      cpu: string,
+      peak: string,
+    ) =>
+      console.log(
+        `| ${name} | ${n} | ${stored} | ${Math.round(rate)} | ${((rate / base) * 100).toFixed(rate / base < 0.1 ? 1 : 0)} % | ${cpu} | ${peak} |`,
+      );
+    row('raw line protocol, 5000-line batches, one at a time', N, N, mid.raw.rate, mid.raw.rate, '–', '–');
+    row('raw line protocol, 5000-line batches, 2 in flight', N, N, mid.raw2.rate, mid.raw.rate, '–', '–');
+    for (const [name, r, base] of [
+      ['influx-teleinfo-out, one reading per message', mid.ours, mid.raw.rate],
+      ['influx-teleinfo-out, 100 readings per message', mid100.ours100, mid100.raw.rate],
+    ] as const)
+      row(name, N, r.stored, r.rate, base, perK(r.cpu.nr, N), `${r.peak.toFixed(0)} MiB`);
+    for (const [name, c, n] of [
+      ['node-red-contrib-influxdb 0.7, one per message', contrib, nContrib],
+      ['node-red-contrib-influxdb 0.7, 100 per message', contrib100, N],
+    ] as const)
+      row(name, n, c.stored, c.rate, mid.raw.rate, perK(c.cpu.nr, n), `${c.peak.toFixed(0)} MiB`);
+    const lost = results.reduce((n, r) => n + 2 * N - r.ours.stored - r.ours100.stored, 0);
+    console.log(
+      `\nours / raw = ${ratio(mid).toFixed(2)} one per message, ${ratio100(mid100).toFixed(2)} 100 per message (goal ≥ 0.90; rounds ${results.map((r) => `${ratio(r).toFixed(2)}/${ratio100(r).toFixed(2)}`).join(', ')})`,
     );
     console.log(
-      `| node-red-contrib-influxdb 0.7 influxdb out (same flow shape) | ${nContrib} | ${contrib.stored} | ${Math.round(contrib.rate)} | ${((contrib.rate / baseline.rate) * 100).toFixed(1)} % | ${perK(contrib.cpu.nr, nContrib)} | ${contrib.peak.toFixed(0)} MiB |`,
-    );
-    console.log(
-      `\nours / raw = ${(ours.rate / baseline.rate).toFixed(2)} (goal ≥ 0.90); ours / node-red-contrib-influxdb = ${(ours.rate / contrib.rate).toFixed(1)}× (goal ≥ 25×); ours lost ${N - ours.stored}, contrib lost ${nContrib - contrib.stored}`,
+      `ours / node-red-contrib-influxdb = ${(mid.ours.rate / contrib.rate).toFixed(1)}× one per message, ${(mid100.ours100.rate / contrib100.rate).toFixed(1)}× 100 per message (goal ≥ 25×); ours lost ${lost} in ${rounds * 2} runs, contrib lost ${nContrib - contrib.stored} and ${N - contrib100.stored}`,
     );
   } finally {
     await nr.stop();

