@@ -1,10 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { WRITES_IN_FLIGHT, WritePipeline, type PipelineStatus } from '../../nodes/lib/influx/pipeline';
+import {
+  WRITES_IN_FLIGHT,
+  WritePipeline,
+  type PipelineListener,
+  type PipelineStatus,
+} from '../../nodes/lib/influx/pipeline';
 import type { LineBatch, WriteResult } from '../../nodes/lib/influx/transport';
 import { DEFAULT_BACKOFF } from '../../nodes/lib/retry';
 import { Spool } from '../../nodes/lib/spool';
 import { tempDir, waitFor } from '../support/services';
+
+/** A pipeline listener that hears nothing. */
+const quiet: PipelineListener = {
+  status: () => undefined,
+  rejected: () => undefined,
+  dropped: () => undefined,
+  failing: () => undefined,
+};
 
 /** The write pipeline alone, with an in-memory transport standing for InfluxDB (this tests the spool side). */
 function pipeline() {
@@ -21,12 +34,7 @@ function pipeline() {
       close: () => Promise.resolve(),
     },
     { batchSize: 100, flushMs: 10, backoff: DEFAULT_BACKOFF },
-    {
-      status: (s) => statuses.push(s),
-      rejected: () => undefined,
-      dropped: () => undefined,
-      failing: () => undefined,
-    },
+    { ...quiet, status: (s) => statuses.push(s) },
   );
   return { spool, writer, written, statuses };
 }
@@ -86,12 +94,7 @@ describe('InfluxDB write pipeline, writes in flight', () => {
       new Spool(tempDir('pipeline-in-flight'), { maxBytes: 1 << 20 }),
       transport,
       { batchSize: 100, flushMs: 10, backoff: { baseMs: 10, maxMs: 10, jitter: 0 } },
-      {
-        status: () => undefined,
-        rejected: () => undefined,
-        dropped: () => undefined,
-        failing: () => undefined,
-      },
+      quiet,
     );
     const line = (i: number) => `teleinfo v=${i}i ${i}`;
     const completed: number[] = [];
