@@ -77,3 +77,41 @@ export function isLinkStatus(msg: NodeMessageInFlow): msg is LinkStatusMessage {
 export function linkState(msg: LinkStatusMessage): 'up' | 'down' | 'other' {
   return msg.status.fill === 'green' ? 'up' : msg.status.fill === 'red' ? 'down' : 'other';
 }
+
+/** Our nodes that only read the messages they receive: they never change a message, its payload or a reading. */
+const READ_ONLY_RECEIVERS = new Set(['influx-teleinfo-out', 'teleinfo-alert', 'teleinfo-spool']);
+/** Our nodes that never touch a message once sent. */
+const SENDERS = new Set(['teleinfo-parse', 'ecodevices-in']);
+const UNCLONED_HOOK = 'onSend.teleinfo-uncloned';
+
+/**
+ * Node-RED deep-clones every message of a send() but the first, so that no receiver sees another's changes: on a
+ * server, teleinfo-parse's readings going to influx-teleinfo-out and teleinfo-alert cost a deep clone each (12 % of
+ * the server's CPU in `bench:e2e`'s burst). When every wire of a sender of ours ends at a node that only reads its
+ * messages, nothing can tell a clone from the original, so its messages go uncloned. Any other node on those wires
+ * (a Function, a Change) keeps Node-RED's cloning for everything that sender sends. A `onSend` hook is Node-RED's
+ * public way to change routing; the test helper's runtime has no hooks and clones as usual.
+ */
+export function deliverReadOnlyUncloned(RED: NodeAPI): void {
+  if (!RED.hooks || RED.hooks.has(UNCLONED_HOOK)) return;
+  // Wires change only on a deploy, which makes new node objects.
+  const readOnlyWires = new WeakMap<object, boolean>();
+  RED.hooks.add(UNCLONED_HOOK, (events: { source: { node: Node }; cloneMessage: boolean }[]) => {
+    if (events.length < 2) return;
+    const source = events[0].source.node as Node & { wires?: string[][] };
+    let uncloned = readOnlyWires.get(source);
+    if (uncloned === undefined) {
+      uncloned =
+        SENDERS.has(source.type) &&
+        (source.wires ?? []).every((port) =>
+          port.every((id) => {
+            const receiver = RED.nodes.getNode(id);
+            // A receiver that is not running (disabled) gets nothing: Node-RED skips it before cloning.
+            return !receiver || READ_ONLY_RECEIVERS.has(receiver.type);
+          }),
+        );
+      readOnlyWires.set(source, uncloned);
+    }
+    if (uncloned) for (const event of events) event.cloneMessage = false;
+  });
+}

@@ -5,7 +5,7 @@ import { counterReadings } from '../lib/ecodevices/decode';
 import { EcoDevicesPoller, type PollResult, type ReadMode } from '../lib/ecodevices/poller';
 import { EmissionFilter } from '../lib/emission';
 import { renderTopic } from '../lib/teleinfo-parser';
-import { valueOrEnv } from '../node-red';
+import { deliverReadOnlyUncloned, valueOrEnv } from '../node-red';
 
 interface EcoDevicesInDef extends NodeDef {
   device: string;
@@ -32,6 +32,7 @@ const MAX_WAITING = 100;
  * output 1, one "unreachable" / "back" alert per outage on output 2.
  */
 export = function register(RED: NodeAPI): void {
+  deliverReadOnlyUncloned(RED);
   function EcoDevicesInNode(this: Node, config: EcoDevicesInDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below

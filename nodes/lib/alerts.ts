@@ -255,6 +255,8 @@ export class AlertEngine {
   /** Feed a rule's observation, seen at `at`, into its state machine. */
   private step(events: AlertEvent[], meter: string, rule: AlertRule, at: number, o: Observation): void {
     const k = key(meter, rule);
+    // A quiet rule that stays quiet (nearly every reading) holds no state: nothing to create and delete again.
+    if (!o.on && this.rules[k] === undefined) return;
     const state = (this.rules[k] ??= {
       active: false,
       pendingSince: null,

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 import {
+  deliverReadOnlyUncloned,
   failInput,
   isLinkStatus,
   linkState,
@@ -42,6 +43,7 @@ const errorCount = (c: ParserCounters) =>
  * tells it when the port goes and comes back) and, with its second output, sets the port's baud.
  */
 export = function register(RED: NodeAPI): void {
+  deliverReadOnlyUncloned(RED);
   function TeleinfoParseNode(this: Node, config: TeleinfoParseDef): void {
     RED.nodes.createNode(this, config);
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { hooks } from '@node-red/util';
+import type { NodeAPI } from 'node-red';
+import alert from '../../nodes/teleinfo-alert/teleinfo-alert';
+import teleinfoParse from '../../nodes/teleinfo-parse/teleinfo-parse';
+import { deliverReadOnlyUncloned } from '../../nodes/node-red';
+import { hcReading } from '../support/readings';
+import { helper, nextMessages, startHelper, stopHelper } from '../support/node-red';
+import { waitFor } from '../support/services';
+
+const parseTo = (wires: string[]) => ({
+  id: 'parse',
+  z: 'tab',
+  type: 'teleinfo-parse',
+  mode: 'auto',
+  emit: 'all',
+  wires: [wires],
+});
+const alertNode = (id: string) => ({
+  id,
+  z: 'tab',
+  type: 'teleinfo-alert',
+  highConsumption: true,
+  thresholdVA: '6000',
+  percent: '90',
+  clearPercent: '90',
+  raiseAfter: '60',
+  clearAfter: '60',
+  overrun: true,
+  silence: false,
+  index: true,
+  tempo: true,
+  ejp: true,
+  reminderMinutes: '0',
+  store: '',
+  wires: [[]],
+});
+
+type Delivery = { to: string; msg: { payload: { time: string } } };
+
+/**
+ * The test helper's runtime routes messages with Node-RED's own router but gives nodes no `RED.hooks`, so the hook
+ * is installed here as a full runtime installs it when it loads teleinfo-parse, on Node-RED's hooks and the
+ * helper's nodes. A probe on `preDeliver` (after any clone) records what each receiver is given.
+ */
+describe('uncloned delivery between our read-only nodes (Node-RED router through node-red-node-test-helper)', () => {
+  let deliveries: Delivery[] = [];
+  beforeEach(async () => {
+    await startHelper();
+    deliverReadOnlyUncloned({
+      hooks,
+      nodes: { getNode: (id: string) => helper.getNode(id) },
+    } as unknown as NodeAPI);
+    deliveries = [];
+    hooks.add('preDeliver.uncloned-probe', (event: { destination: { id: string }; msg: Delivery['msg'] }) => {
+      deliveries.push({ to: event.destination.id, msg: event.msg });
+    });
+  });
+  afterEach(async () => {
+    hooks.remove('*.uncloned-probe');
+    hooks.remove('*.teleinfo-uncloned');
+    await stopHelper();
+  });
+
+  const readings = [0, 1, 2].map((i) =>
+    hcReading('021861348497', Date.parse('2026-03-01T08:00:00Z') + i * 10_000, i),
+  );
+
+  test('teleinfo-parse to two teleinfo-alert nodes: each reading is one object, given to both', async () => {
+    const flow = [{ id: 'tab', type: 'tab' }, parseTo(['a', 'b']), alertNode('a'), alertNode('b')];
+    await helper.load([teleinfoParse, alert] as never, flow);
+    helper.getNode('parse').receive({ payload: readings });
+    await waitFor('6 deliveries', () => deliveries.length === 6, 10_000);
+    for (const r of readings) {
+      const given = deliveries.filter((d) => d.msg.payload.time === r.time);
+      assert.deepEqual(given.map((d) => d.to).sort(), ['a', 'b']);
+      assert.equal(given[0].msg, given[1].msg, `reading ${r.time}: the same message object for a and b`);
+    }
+  });
+
+  test('another node on the wires (a helper node here) keeps Node-RED cloning: its changes stay its own', async () => {
+    const flow = [
+      { id: 'tab', type: 'tab' },
+      parseTo(['a', 'other']),
+      alertNode('a'),
+      { id: 'other', z: 'tab', type: 'helper' },
+    ];
+    await helper.load([teleinfoParse, alert] as never, flow);
+    const other = nextMessages<Delivery['msg']>(helper.getNode('other'), 3);
+    helper.getNode('parse').receive({ payload: readings });
+    for (const msg of await other) msg.payload.time = 'changed by another node';
+    await waitFor('6 deliveries', () => deliveries.length === 6, 10_000);
+    const toAlert = deliveries.filter((d) => d.to === 'a').map((d) => d.msg);
+    const toOther = deliveries.filter((d) => d.to === 'other').map((d) => d.msg);
+    assert.equal(toAlert.length, 3);
+    assert.ok(
+      toAlert.every((m) => !toOther.includes(m)),
+      'each receiver has its own copy',
+    );
+    assert.deepEqual(
+      toAlert.map((m) => m.payload.time),
+      readings.map((r) => r.time),
+    );
+  });
+});
