@@ -6,6 +6,7 @@ import type { AlertSnapshot } from '../../nodes/lib/alerts';
 import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
 import { captures } from '../support/fixtures';
+import { ALERT_NODE } from '../support/alert-node';
 import { coreNodes, emitter, helper, startHelper, stopHelper } from '../support/node-red';
 import { tempDir, waitFor } from '../support/services';
 
@@ -14,30 +15,9 @@ type AlertMsg = {
   payload: { rule: string; state: string; meter: string; text: string; kind: string };
 };
 
-const ALERT = {
-  id: 'alert',
-  z: 'tab',
-  type: 'teleinfo-alert',
-  highConsumption: true,
-  thresholdVA: '6000',
-  percent: '90',
-  clearPercent: '90',
-  raiseAfter: '60',
-  clearAfter: '60',
-  overrun: true,
-  silence: true,
-  silenceMinutes: '0.05',
-  index: true,
-  tempo: true,
-  tempoToday: false,
-  ejp: true,
-  reminderMinutes: '0',
-  store: '',
-  wires: [['out']],
-};
 const flow = (alertNode: Record<string, unknown> = {}) => [
   { id: 'tab', type: 'tab' },
-  { ...ALERT, ...alertNode },
+  { ...ALERT_NODE, ...alertNode },
   { id: 'out', z: 'tab', type: 'helper' },
   { id: 'alert-errors', z: 'tab', type: 'catch', scope: ['alert'], wires: [['caught']] },
   { id: 'caught', z: 'tab', type: 'helper' },

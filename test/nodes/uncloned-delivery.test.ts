@@ -5,6 +5,7 @@ import type { NodeAPI } from 'node-red';
 import alert from '../../nodes/teleinfo-alert/teleinfo-alert';
 import teleinfoParse from '../../nodes/teleinfo-parse/teleinfo-parse';
 import { deliverReadOnlyUncloned } from '../../nodes/node-red';
+import { ALERT_NODE } from '../support/alert-node';
 import { hcReading } from '../support/readings';
 import { helper, nextMessages, startHelper, stopHelper } from '../support/node-red';
 import { waitFor } from '../support/services';
@@ -17,25 +18,7 @@ const parseTo = (wires: string[]) => ({
   emit: 'all',
   wires: [wires],
 });
-const alertNode = (id: string) => ({
-  id,
-  z: 'tab',
-  type: 'teleinfo-alert',
-  highConsumption: true,
-  thresholdVA: '6000',
-  percent: '90',
-  clearPercent: '90',
-  raiseAfter: '60',
-  clearAfter: '60',
-  overrun: true,
-  silence: false,
-  index: true,
-  tempo: true,
-  ejp: true,
-  reminderMinutes: '0',
-  store: '',
-  wires: [[]],
-});
+const alertNode = (id: string) => ({ ...ALERT_NODE, id, silence: false, wires: [[]] });
 
 type Delivery = { to: string; msg: { payload: { time: string } } };
 

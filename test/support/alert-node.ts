@@ -1,0 +1,22 @@
+/** A teleinfo-alert node for test flows: every rule on, 6 kVA threshold, silence after 3 s, wired to `out`. */
+export const ALERT_NODE = {
+  id: 'alert',
+  z: 'tab',
+  type: 'teleinfo-alert',
+  highConsumption: true,
+  thresholdVA: '6000',
+  percent: '90',
+  clearPercent: '90',
+  raiseAfter: '60',
+  clearAfter: '60',
+  overrun: true,
+  silence: true,
+  silenceMinutes: '0.05',
+  index: true,
+  tempo: true,
+  tempoToday: false,
+  ejp: true,
+  reminderMinutes: '0',
+  store: '',
+  wires: [['out']],
+};
