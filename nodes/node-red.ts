@@ -89,7 +89,7 @@ const UNCLONED_HOOK = 'onSend.teleinfo-uncloned';
  * server, teleinfo-parse's readings going to influx-teleinfo-out and teleinfo-alert cost a deep clone each (12 % of
  * the server's CPU in `bench:e2e`'s burst). When every wire of a sender of ours ends at a node that only reads its
  * messages, nothing can tell a clone from the original, so its messages go uncloned. Any other node on those wires
- * (a Function, a Change) keeps Node-RED's cloning for everything that sender sends. A `onSend` hook is Node-RED's
+ * (a Function, a Change) keeps Node-RED's cloning for everything that sender sends. An `onSend` hook is Node-RED's
  * public way to change routing; the test helper's runtime has no hooks and clones as usual.
  */
 export function deliverReadOnlyUncloned(RED: NodeAPI): void {
@@ -104,11 +104,9 @@ export function deliverReadOnlyUncloned(RED: NodeAPI): void {
       uncloned =
         SENDERS.has(source.type) &&
         (source.wires ?? []).every((port) =>
-          port.every((id) => {
-            const receiver = RED.nodes.getNode(id);
-            // A receiver that is not running (disabled) gets nothing: Node-RED skips it before cloning.
-            return !receiver || READ_ONLY_RECEIVERS.has(receiver.type);
-          }),
+          // A receiver that is not running (disabled) counts as another node: enabling it alone redeploys it
+          // without the sender, whose cached answer must still hold.
+          port.every((id) => READ_ONLY_RECEIVERS.has(RED.nodes.getNode(id)?.type)),
         );
       readOnlyWires.set(source, uncloned);
     }

@@ -86,4 +86,23 @@ describe('uncloned delivery between our read-only nodes (Node-RED router through
       readings.map((r) => r.time),
     );
   });
+
+  test('a disabled node on the wires keeps Node-RED cloning: enabling it later does not redeploy the sender', async () => {
+    const cloned: boolean[] = [];
+    hooks.add('onSend.uncloned-probe', (events: { cloneMessage: boolean }[]) => {
+      cloned.push(...events.map((e) => e.cloneMessage));
+    });
+    const flow = [
+      { id: 'tab', type: 'tab' },
+      parseTo(['a', 'off']),
+      alertNode('a'),
+      { id: 'off', z: 'tab', type: 'helper', d: true },
+    ];
+    await helper.load([teleinfoParse, alert] as never, flow);
+    helper.getNode('parse').receive({ payload: readings });
+    await waitFor('3 deliveries', () => deliveries.length === 3, 10_000);
+    assert.equal(helper.getNode('off'), null, 'the disabled node is not running');
+    // Node-RED's own rule: every event of the send but the first is cloned.
+    assert.deepEqual(cloned, [false, true, true, true, true, true]);
+  });
 });
