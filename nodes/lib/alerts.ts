@@ -98,6 +98,8 @@ export class AlertEngine {
   private wall = Date.now();
   private lastSeen: Record<string, number> = {};
   private lastIndex: Record<string, { time: number; values: Record<string, number> }> = {};
+  /** Active alerts, counted as they change: a status shows the count after every event, among thousands of meters. */
+  private activeAlerts = 0;
 
   constructor(private readonly options: AlertOptions) {}
 
@@ -111,6 +113,10 @@ export class AlertEngine {
       });
   }
 
+  get activeCount(): number {
+    return this.activeAlerts;
+  }
+
   snapshot(): AlertSnapshot {
     return structuredClone({ rules: this.rules, lastSeen: this.lastSeen, lastIndex: this.lastIndex });
   }
@@ -120,6 +126,7 @@ export class AlertEngine {
     this.rules = structuredClone(snapshot.rules ?? {});
     this.lastSeen = structuredClone(snapshot.lastSeen ?? {});
     this.lastIndex = structuredClone(snapshot.lastIndex ?? {});
+    this.activeAlerts = Object.values(this.rules).filter((s) => s.active).length;
   }
 
   /**
@@ -285,6 +292,7 @@ export class AlertEngine {
             : 0;
       if (at - state.pendingSince >= wait) {
         state.active = o.on;
+        this.activeAlerts += o.on ? 1 : -1;
         if (o.on) {
           state.since = o.immediate ? at : state.pendingSince;
           state.lastReminder = this.wall;

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { failInput } from '../node-red';
+import { failInput, ThrottledStatus } from '../node-red';
 import { AlertEngine, type AlertEvent, type AlertSnapshot } from '../lib/alerts';
 import { readingsOf } from '../lib/reading';
 
@@ -66,12 +66,23 @@ export = function register(RED: NodeAPI): void {
     let last: AlertEvent | null = null;
     let ready = false;
     const waiting: (() => void)[] = [];
+    // At most twice a second: a fleet's events come by the hundred, and wording a count costs i18next a plural rule.
+    const status = new ThrottledStatus(node, () => {
+      const active = engine.activeCount;
+      return {
+        fill: active > 0 ? 'red' : 'green',
+        shape: active > 0 ? 'dot' : 'ring',
+        text:
+          RED._('teleinfo-alert.status.active', { count: active }) +
+          (last ? ` · ${last.meter} ${last.rule} ${last.state}` : ''),
+      };
+    });
     context.get(CONTEXT_KEY, store, (err: Error | null, saved: unknown) => {
       if (err)
         node.warn(`teleinfo-alert: the saved alerts could not be read (${err.message}); starting with none`);
       else engine.restore(saved as Partial<AlertSnapshot> | undefined);
       ready = true;
-      render();
+      status.schedule();
       for (const run of waiting.splice(0)) run();
     });
 
@@ -86,16 +97,6 @@ export = function register(RED: NodeAPI): void {
       return RED._(`teleinfo-alert.text.${e.rule}.${e.state}`, params);
     }
 
-    function render(): void {
-      const active = engine.active.length;
-      node.status({
-        fill: active > 0 ? 'red' : 'green',
-        shape: active > 0 ? 'dot' : 'ring',
-        text:
-          RED._('teleinfo-alert.status.active', { count: active }) +
-          (last ? ` · ${last.meter} ${last.rule} ${last.state}` : ''),
-      });
-    }
 
     function emit(events: AlertEvent[], send: (msg: NodeMessageInFlow[][]) => void): void {
       if (events.length === 0) return;
@@ -110,7 +111,7 @@ export = function register(RED: NodeAPI): void {
         ),
       ]);
       scheduleSave();
-      render();
+      status.schedule();
     }
 
     // The state holds every meter seen: saving it costs as much for one event as for many, so the events of one
@@ -173,6 +174,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       clearInterval(clock);
+      status.stop();
       save(done);
     });
   }

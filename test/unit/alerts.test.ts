@@ -140,10 +140,12 @@ describe('alert engine: each (meter, rule) raised once and cleared once', () => 
     assert.deepEqual(states(engine.reading(at(700, 1000), T0 + 700_000)), ['silence:cleared']);
     assert.deepEqual(states(engine.piStatus('pi-1', false, T0)), ['silence:raised']);
     assert.deepEqual(engine.piStatus('pi-1', false, T0 + 1), [], 'a retained offline again: nothing new');
-    assert.deepEqual(states(engine.piStatus('pi-1', true, T0 + 2)), ['silence:cleared']);
     const box = engine.boxEvent('ecodevices', true, T0, new Date(T0 - 30_000).toISOString());
     assert.equal(box[0].kind, 'unreachable');
+    assert.equal(engine.activeCount, 2, 'the Pi and the box');
+    assert.deepEqual(states(engine.piStatus('pi-1', true, T0 + 2)), ['silence:cleared']);
     assert.deepEqual(states(engine.boxEvent('ecodevices', false, T0 + 5)), ['silence:cleared']);
+    assert.equal(engine.activeCount, 0);
   });
 
   test('index: backwards, or faster than the subscribed power allows, is reported; the next good one clears it', () => {
@@ -234,5 +236,6 @@ describe('alert engine: each (meter, rule) raised once and cleared once', () => 
     );
     assert.deepEqual(states(restored.tick(T0 + 20 * 60_000)), ['silence:reminder']);
     assert.deepEqual(restored.active, [{ meter: 'pi-1', rule: 'silence' }]);
+    assert.equal(restored.activeCount, 1);
   });
 });
