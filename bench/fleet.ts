@@ -8,11 +8,12 @@
  *          time to its point being queryable, CPU of each component, broker peak RSS;
  *   burst: FLEET_BURST readings (default 30,000) as fast as the Pis' MQTT sessions take them: the chain's readings/s,
  *          the curve against the server count.
+ * First, influxd's ceiling for these points: the burst's readings as raw line protocol with nothing else running.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
-import type { Reading } from '../nodes/lib';
+import { readingToLine, type Reading } from '../nodes/lib';
 import { TeleinfoParser } from '../nodes/lib/teleinfo-parser';
 import { SimulatedMeter, type Contract } from '../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../nodes/lib/tic/encoder';
@@ -116,6 +117,37 @@ async function count(influxd: Influxd, db: string): Promise<number> {
   return (r.results[0]?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
 }
 
+/**
+ * influxd's ceiling for this fleet's points: the burst's readings as raw line protocol, 5,000 lines a request, one
+ * request at a time, with nothing else running (the first pass creates the series, the second writes to them).
+ */
+async function rawCeiling(influxd: Influxd, readings: Reading[]): Promise<string> {
+  await influxd.query('CREATE DATABASE fleet_raw');
+  const passes: string[] = [];
+  for (const pass of [0, 1]) {
+    const base = Date.now() + pass;
+    const lines = Array.from({ length: BURST }, (_, k) =>
+      readingToLine({
+        ...readings[k % readings.length],
+        time: new Date(base + 2 * Math.floor(k / readings.length)).toISOString(),
+      }),
+    );
+    const start = Date.now();
+    for (let i = 0; i < lines.length; i += 5000) {
+      const res = await fetch(`${influxd.url}/write?db=fleet_raw&precision=ms`, {
+        method: 'POST',
+        body: lines.slice(i, i + 5000).join('\n'),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 204) throw new Error(`raw write: HTTP ${res.status}`);
+    }
+    passes.push(
+      `${Math.round(BURST / ((Date.now() - start) / 1000))}/s ${pass === 0 ? 'new series' : 'existing series'}`,
+    );
+  }
+  return passes.join(', ');
+}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
 
 async function main(): Promise<void> {
@@ -125,6 +157,8 @@ async function main(): Promise<void> {
   const dirs: string[] = [];
   const rows: string[] = [];
   try {
+    const ceiling = await rawCeiling(influxd, readings);
+    console.log(`influxd alone, raw line protocol of the burst's ${BURST} readings: ${ceiling}`);
     for (const n of SERVERS) {
       const servers: NodeRedProcess[] = [];
       for (const phase of ['paced', 'burst'] as const) {
@@ -238,6 +272,7 @@ async function main(): Promise<void> {
     );
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
+    console.log(`influxd alone, raw line protocol of the burst's ${BURST} readings: ${ceiling}`);
   } finally {
     await mosquitto.stop();
     await influxd.stop();

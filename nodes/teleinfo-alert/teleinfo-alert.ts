@@ -97,7 +97,6 @@ export = function register(RED: NodeAPI): void {
       return RED._(`teleinfo-alert.text.${e.rule}.${e.state}`, params);
     }
 
-
     function emit(events: AlertEvent[], send: (msg: NodeMessageInFlow[][]) => void): void {
       if (events.length === 0) return;
       last = events[events.length - 1];
