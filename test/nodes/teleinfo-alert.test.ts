@@ -148,7 +148,7 @@ describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
     assert.deepEqual(states(alerts).sort(), ['ejp:raised', 'index:raised', 'overrun:raised', 'tempo:raised']);
   });
 
-  test('the events of a burst are saved together, once a second, and at once on close (not once per event)', async () => {
+  test('the events of a burst are saved together, once a second, and at once on close (not once per event); the status follows at most twice a second', async () => {
     // The default context store of the runtime is the memory one: count its writes of the alerts' key.
     const memoryStore = module.require(
       require.resolve('@node-red/runtime/lib/nodes/context/memory', { paths: [require.resolve('node-red')] }),
@@ -162,9 +162,20 @@ describe('teleinfo-alert in the Node-RED runtime (test helper)', () => {
     };
     try {
       const { node, alerts } = await load();
+      const statuses: string[] = [];
+      const setStatus = node.status.bind(node);
+      node.status = (status) => {
+        statuses.push(typeof status === 'string' ? status : String(status.text));
+        setStatus(status);
+      };
       const pis = Array.from({ length: 200 }, (_, i) => `pi-${i}`);
       for (const pi of pis) node.receive({ topic: `teleinfo/${pi}/status`, payload: 'offline' });
       await waitFor('200 silences raised', () => alerts.length === 200);
+      await waitFor('the status after the burst', () =>
+        statuses.some((t) => t.endsWith('pi-199 silence raised')),
+      );
+      // One status per event would be 200, each counting every active alert.
+      assert.ok(statuses.length <= 3, `${statuses.length} statuses for 200 events: ${statuses.join(' | ')}`);
       await waitFor('the burst saved', () => saves.some((s) => JSON.stringify(s).includes('pi-199')));
       // The burst straddles at most one second boundary; one save per event would be 200.
       assert.ok(saves.length <= 2, `${saves.length} saves for 200 events`);
