@@ -94,15 +94,15 @@ export = function register(RED: NodeAPI): void {
       }
       // A reading whose value does not fit its label's type is refused alone; the others are written.
       const lines: string[] = [];
-      const refused: string[] = [];
+      let refused: string[] | undefined;
       for (const reading of readings) {
         try {
           lines.push(readingToLine(reading, measurement));
         } catch (e) {
-          refused.push((e as Error).message);
+          (refused ??= []).push((e as Error).message);
         }
       }
-      const refusal = refused.length > 0 ? new Error(refused.join('; ')) : undefined;
+      const refusal = refused ? new Error(refused.join('; ')) : undefined;
       if (refusal) {
         invalid++;
         node.status({
@@ -112,7 +112,7 @@ export = function register(RED: NodeAPI): void {
         });
       }
       try {
-        if (lines.length > 0) pipeline.accept(lines, (err) => done(err ?? refusal));
+        if (lines.length > 0) pipeline.accept(lines, refusal ? (err) => done(err ?? refusal) : done);
         else done(refusal);
       } catch (e) {
         return failInput(node, done, (e as Error).message, {

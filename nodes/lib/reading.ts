@@ -239,6 +239,7 @@ export function readingsOf(payload: unknown): Reading[] | string {
     }
   }
   const items: unknown[] = Array.isArray(value) ? value : [value];
-  const bad = items.findIndex((r) => !isReading(r));
-  return bad < 0 ? (items as Reading[]) : `item ${bad} is ${describePayload(items[bad])}`;
+  for (let i = 0; i < items.length; i++)
+    if (!isReading(items[i])) return `item ${i} is ${describePayload(items[i])}`;
+  return items as Reading[];
 }

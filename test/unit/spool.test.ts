@@ -60,6 +60,29 @@ describe('spool (disk-backed FIFO of checked records)', () => {
     assert.equal(reopened.counters.quarantines, 0);
   });
 
+  test('records of any UTF-8 come back as they went in, across reopening', () => {
+    const dir = tempDir('spool');
+    const spool = new Spool(dir, { segmentBytes: 256 });
+    // One to four bytes per character, an empty record, and a surrogate pair split by nothing.
+    const written = [
+      'é',
+      '',
+      'Zählerstand 12 €',
+      '𝄞'.repeat(40),
+      'ascii',
+      '日本語'.repeat(30),
+      ...records(0, 20),
+    ];
+    spool.append(written);
+    const whole = spool.peek(written.length);
+    assert.deepEqual(whole.lines, written);
+    assert.equal(whole.data.toString('utf8'), written.join('\n') + '\n');
+    spool.close();
+    const reopened = new Spool(dir, { segmentBytes: 256 });
+    assert.deepEqual(drain(reopened), written);
+    assert.equal(reopened.counters.quarantines, 0, "every frame's length and CRC match its bytes");
+  });
+
   test('small peeks read little, and still return records longer than what they read first', () => {
     const spool = new Spool(tempDir('spool'), { segmentBytes: 4 << 20 });
     const big = (n: number, c: string) => c.repeat(n);

@@ -52,15 +52,24 @@ export function escapeStringField(s: string): string {
   return `"${s.replace(NEWLINES, ' ').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** How a label is written as a field: its escaped key and whether its numbers are integers. Labels repeat, so
- * this is worked out once per label (bounded: odd labels from odd input are not remembered forever). */
-const fieldKeys = new Map<string, { key: string; integer: boolean; text: boolean }>();
+/** How a label is written as a field: its escaped key (after a comma, and first with none) and whether its numbers
+ * are integers. Labels repeat, so this is worked out once per label (bounded: odd labels from odd input are not
+ * remembered forever). */
+interface FieldKey {
+  readonly first: string;
+  readonly next: string;
+  readonly integer: boolean;
+  readonly text: boolean;
+}
+const fieldKeys = new Map<string, FieldKey>();
 
-function fieldKey(label: string): { key: string; integer: boolean; text: boolean } {
+function fieldKey(label: string): FieldKey {
   let k = fieldKeys.get(label);
   if (k === undefined) {
+    const key = escapeKey(label);
     k = {
-      key: escapeKey(label),
+      first: `${key}=`,
+      next: `,${key}=`,
       integer: (HISTORIC_LABELS[label] ?? STANDARD_LABELS[label])?.kind === 'int',
       text: STRING_FIELDS.has(label),
     };
@@ -74,8 +83,9 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
   let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
   if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
   if (reading.tariffPeriod) line += `,tariff_period=${escapeKey(reading.tariffPeriod)}`;
-  // Every field is written with a leading comma; the first one is cut off below.
-  let fields = '';
+  line += ' ';
+  // The line is built by appending only (no slicing), so that it is copied once, when the spool writes it.
+  let first = true;
   const values = reading.values;
   for (const label in values) {
     const value = values[label];
@@ -88,14 +98,19 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
         throw new Error(
           `${label} is an integer label, got ${value} (meter ${reading.meter} at ${reading.time})`,
         );
-      fields += `,${k.key}=${k.integer ? `${value}i` : value}`;
+      line += first ? k.first : k.next;
+      line += k.integer ? `${value}i` : value;
+      first = false;
     } else {
       const k = fieldKey(label);
-      if (k.text) fields += `,${k.key}=${escapeStringField(value.trim())}`;
+      if (!k.text) continue;
+      line += first ? k.first : k.next;
+      line += escapeStringField(value.trim());
+      first = false;
     }
   }
-  if (reading.apparentPower !== null) fields += `,apparent_power=${Math.round(reading.apparentPower)}i`;
-  if (reading.energyTotal !== null) fields += `,energy_total=${Math.round(reading.energyTotal)}i`;
-  fields += `,phases=${reading.phases}i,overrun=${reading.overrun}`;
-  return `${line} ${fields.slice(1)} ${Date.parse(reading.time)}`;
+  if (!first) line += ',';
+  if (reading.apparentPower !== null) line += `apparent_power=${Math.round(reading.apparentPower)}i,`;
+  if (reading.energyTotal !== null) line += `energy_total=${Math.round(reading.energyTotal)}i,`;
+  return `${line}phases=${reading.phases}i,overrun=${reading.overrun} ${Date.parse(reading.time)}`;
 }

@@ -28,25 +28,23 @@ export function checkRecordSizes(records: readonly string[], what = 'record'): v
 
 /** The frames of `records`, back to back, optionally after the file header. */
 export function encodeFrames(records: readonly string[], withMagic: boolean): Buffer {
-  let size = withMagic ? MAGIC.length : 0;
-  const lengths = new Array<number>(records.length);
-  for (let i = 0; i < records.length; i++) {
-    lengths[i] = Buffer.byteLength(records[i]);
-    size += lengths[i] + FRAME_OVERHEAD;
-  }
-  const out = Buffer.allocUnsafe(size);
+  // Room for the longest UTF-8 the records can take (3 bytes per UTF-16 unit): each is measured as it is written,
+  // not scanned once more beforehand.
+  let room = withMagic ? MAGIC.length : 0;
+  for (let i = 0; i < records.length; i++) room += records[i].length * 3 + FRAME_OVERHEAD;
+  const out = Buffer.allocUnsafe(room);
   let at = 0;
   if (withMagic) at += MAGIC.copy(out, 0);
   for (let i = 0; i < records.length; i++) {
     const start = at + 8;
-    const end = start + lengths[i];
-    out.write(records[i], start, 'utf8');
-    out.writeUInt32LE(lengths[i], at);
+    const length = out.write(records[i], start, 'utf8');
+    const end = start + length;
+    out.writeUInt32LE(length, at);
     out.writeUInt32LE(crc32(out.subarray(start, end)), at + 4);
     out[end] = LF;
     at = end + 1;
   }
-  return out;
+  return out.subarray(0, at);
 }
 
 /** The end of the frame starting at `at` in `buf`, or -1 if no whole, intact frame starts there. */

@@ -497,7 +497,11 @@ export class Spool {
    * skipped. Throws a SpoolError if the disk cannot be read (the caller tries again later).
    */
   peek(max: number, from?: SpoolPosition): SpoolBatch {
-    const records: Buffer[] = [];
+    // Each record's bytes and LF are copied once into the body as its frame is checked; only their ends are kept
+    // (a batch in flight holds one buffer and one array of numbers, not an object per record).
+    const pieces: Buffer[] = [];
+    const ends: number[] = [];
+    let bodyBytes = 0;
     const start = from && !before(from, this.head) ? from : this.head;
     let { segment, offset, lines: lineNo } = start;
     let index = this.segments.findIndex((s) => s.id === segment);
@@ -505,7 +509,7 @@ export class Spool {
       ({ segment, offset, lines: lineNo } = this.head);
       index = 0;
     }
-    while (index < this.segments.length && records.length < max) {
+    while (index < this.segments.length && ends.length < max) {
       const seg = this.segments[index];
       if (offset >= seg.bytes) {
         if (index === this.segments.length - 1) break;
@@ -518,7 +522,7 @@ export class Spool {
       // Read about what is wanted (a replay step wants ~100 records, not a whole segment), and again, larger, when
       // the next frame is longer than that.
       const left = seg.bytes - offset;
-      let size = Math.min(READ_CHUNK, left, Math.max(READ_AHEAD, (max - records.length) * 1024));
+      let size = Math.min(READ_CHUNK, left, Math.max(READ_AHEAD, (max - ends.length) * 1024));
       let buf = this.read(seg, offset, size);
       let n = buf.length;
       const length = n >= 8 ? buf.readUInt32LE(0) : 0;
@@ -527,27 +531,36 @@ export class Spool {
         buf = this.read(seg, offset, size);
         n = buf.length;
       }
+      // Records are copied over their own frames' headers, towards the start of the buffer just read.
       let at = 0;
-      while (records.length < max) {
+      let kept = 0;
+      while (ends.length < max) {
         const end = frameEnd(buf, at, n);
         if (end < 0) break;
-        records.push(buf.subarray(at + 8, end));
+        buf.copyWithin(kept, at + 8, end);
+        kept += end - at - 8;
+        ends.push(bodyBytes + kept);
         at = end;
         lineNo++;
       }
-      if (at === 0 && records.length < max) at = this.skipDamage(seg, offset, buf, n);
+      if (kept > 0) pieces.push(buf.subarray(0, kept));
+      bodyBytes += kept;
+      if (at === 0 && ends.length < max) at = this.skipDamage(seg, offset, buf, n);
       offset += at;
     }
     let data: Buffer | null = null;
     let lines: string[] | null = null;
     return {
-      count: records.length,
+      count: ends.length,
       get data() {
-        data ??= records.length === 1 ? records[0] : Buffer.concat(records);
+        data ??= pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, bodyBytes);
         return data;
       },
       get lines() {
-        lines ??= records.map((r) => r.toString('utf8', 0, r.length - 1));
+        if (lines === null) {
+          const body = this.data;
+          lines = ends.map((end, i) => body.toString('utf8', i === 0 ? 0 : ends[i - 1], end - 1));
+        }
         return lines;
       },
       end: { segment, offset, lines: lineNo },
