@@ -63,7 +63,7 @@ describe('spool (disk-backed FIFO of checked records)', () => {
   test('records of any UTF-8 come back as they went in, across reopening', () => {
     const dir = tempDir('spool');
     const spool = new Spool(dir, { segmentBytes: 256 });
-    // One to four bytes per character, an empty record, and a surrogate pair split by nothing.
+    // One to four bytes per character (𝄞 is two UTF-16 units and four UTF-8 bytes), and an empty record.
     const written = [
       'é',
       '',

@@ -497,8 +497,9 @@ export class Spool {
    * skipped. Throws a SpoolError if the disk cannot be read (the caller tries again later).
    */
   peek(max: number, from?: SpoolPosition): SpoolBatch {
-    // Each record's bytes and LF are copied once into the body as its frame is checked; only their ends are kept
-    // (a batch in flight holds one buffer and one array of numbers, not an object per record).
+    // Each record's bytes and LF are moved over the frame headers of the buffer just read as its frame is checked;
+    // only their ends are kept (a batch in flight holds a buffer per read and an array of numbers, not an object per
+    // record).
     const pieces: Buffer[] = [];
     const ends: number[] = [];
     let bodyBytes = 0;
