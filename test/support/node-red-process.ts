@@ -95,10 +95,19 @@ async function launch(
 ): Promise<NodeRedProcess> {
   const logFile = path.join(dir, 'node-red.log');
   const log = fs.openSync(logFile, 'a');
+  // A restart on the same userDir appends to the log of the runs before it.
+  const logStart = fs.fstatSync(log).size;
   const child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env });
   fs.closeSync(log);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`Node-RED on ${port}`, async () => (await httpStatus(`${url}/settings`)) === 200, 60_000);
+  // Node-RED answers /settings before it starts the flows it loaded (none on a new userDir): a deploy that counted
+  // 'Started flows' before that start would take it for its own, and post to routes not there yet (a 404 in CI).
+  await waitFor(
+    `Node-RED on ${port} to start its flows`,
+    () => /Started flows|Waiting for missing types/.test(fs.readFileSync(logFile, 'utf8').slice(logStart)),
+    60_000,
+  );
   return {
     pid: child.pid as number,
     port,
