@@ -31,6 +31,8 @@ const SERVERS = (process.env.FLEET_SERVERS ?? '1,2,3').split(',').map(Number);
 const CONTRACTS: Contract[] = ['BASE', 'HC', 'EJP', 'TEMPO'];
 /** FLEET_HA=on enables the server flow's Home Assistant discovery node (disabled as shipped; ~25 retained configs per meter). */
 const HA = process.env.FLEET_HA === 'on';
+/** Added to each server's Node flags: "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the servers. */
+const SERVER_NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 function serverFlows(): unknown[] {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {
@@ -166,6 +168,7 @@ async function main(): Promise<void> {
         await influxd.query(`CREATE DATABASE ${db}`);
         for (let s = 0; s < n; s++) {
           const server = await startInstance('server', {
+            nodeArgs: SERVER_NODE_ARGS,
             dir: dirs[dirs.push(tempDir('fleet-server')) - 1],
             flows: serverFlows(),
             env: {

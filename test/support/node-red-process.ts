@@ -68,6 +68,8 @@ export async function startInstance(
     flows?: unknown[];
     /** Write the flows and credentials again even if the userDir has them (what each test means to run). */
     reseed?: boolean;
+    /** Node arguments before the instance's own, e.g. --cpu-prof for a benchmark. */
+    nodeArgs?: string[];
   },
 ): Promise<NodeRedProcess> {
   const port = options.port ?? (await freePort());
@@ -83,7 +85,7 @@ export async function startInstance(
     flows: options.flows,
     reseed: options.reseed ?? true,
   });
-  return launch(options.dir, port, prepared.args, prepared.env, false);
+  return launch(options.dir, port, [...(options.nodeArgs ?? []), ...prepared.args], prepared.env, false);
 }
 
 async function launch(
