@@ -48,7 +48,7 @@ export = function register(RED: NodeAPI): void {
           return {
             fill: 'yellow',
             shape: 'ring',
-            text: RED._('influx-teleinfo-out.status.buffering', { error, count: s.spooled, mb }),
+            text: RED._('influx-teleinfo-out.status.retrying', { error, count: s.spooled, mb }),
           };
         default: {
           const tail =

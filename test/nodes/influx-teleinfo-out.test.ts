@@ -138,7 +138,7 @@ describe('influx-teleinfo-out against an InfluxDB 2.x TEST DOUBLE (auth and erro
     assert.ok(gap >= 1900, `retried after ${gap} ms`);
   });
 
-  test('503 twice: retried with backoff, the status says buffering, then written exactly once', async () => {
+  test('503 twice: retried with backoff, the status says retrying, then written exactly once', async () => {
     double.script.push(
       v2Error(503, 'unavailable', 'unavailable'),
       v2Error(503, 'unavailable', 'unavailable'),
@@ -150,7 +150,7 @@ describe('influx-teleinfo-out against an InfluxDB 2.x TEST DOUBLE (auth and erro
       double.writes.map((w) => w.status),
       [503, 503, 204],
     );
-    assert.ok(statuses.some((s) => s.fill === 'yellow' && s.text === 'influx-teleinfo-out.status.buffering'));
+    assert.ok(statuses.some((s) => s.fill === 'yellow' && s.text === 'influx-teleinfo-out.status.retrying'));
   });
 
   test('anything but a reading: done(err) that says what was expected, red status', async () => {
