@@ -224,6 +224,21 @@ async function main(): Promise<void> {
   const stopRunning = async () => {
     while (running.length > 0) await running.pop()!.stop();
   };
+  /** The load offered through `pi`: CPU of the chain's processes, peak RSS of those `watched`. */
+  const measure = (
+    pi: NodeRedProcess,
+    db: string,
+    n: number,
+    rate: number,
+    ingest: [string, number],
+    watched: number[],
+  ) =>
+    run(pi, influxd, db, n, rate, watched, [
+      ['Pi', pi.pid],
+      ['broker', mosquitto.pid],
+      ingest,
+      ['influxd', influxd.pid],
+    ]);
   /** The load through a fresh Pi and a fresh server instance, as shipped or one reading per message. */
   const throughOurs = async (db: string, n: number, rate: number, single: boolean) => {
     const server = await startInstance('server', {
@@ -235,20 +250,7 @@ async function main(): Promise<void> {
     await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
     const pi = await startPi(single);
     running.push(pi);
-    const ours = await run(
-      pi,
-      influxd,
-      db,
-      n,
-      rate,
-      [pi.pid, server.pid],
-      [
-        ['Pi', pi.pid],
-        ['broker', mosquitto.pid],
-        ['server', server.pid],
-        ['influxd', influxd.pid],
-      ],
-    );
+    const ours = await measure(pi, db, n, rate, ['server', server.pid], [pi.pid, server.pid]);
     await stopRunning();
     // The server's persistent session would queue the seed's run for the next server: end it.
     await connectAsync(mosquitto.url, {
@@ -269,20 +271,7 @@ async function main(): Promise<void> {
     running.push(seed);
     const pi = await startPi(true);
     running.push(pi);
-    const r = await run(
-      pi,
-      influxd,
-      db,
-      n,
-      rate,
-      [pi.pid],
-      [
-        ['Pi', pi.pid],
-        ['broker', mosquitto.pid],
-        ['seed server (in this process)', process.pid],
-        ['influxd', influxd.pid],
-      ],
-    );
+    const r = await measure(pi, db, n, rate, ['seed server (in this process)', process.pid], [pi.pid]);
     await stopRunning();
     return {
       result: r.result,
