@@ -30,14 +30,17 @@ import {
 } from '../test/support/services';
 import { READING_FUNCTION } from './support/function-readings';
 import { cpuSeconds, rssMiB } from './support/process-stats';
+import { benchNodeArgs, medianRound } from './support/rounds';
 
 const METERS = Number(process.env.BENCH_METERS) || 200;
 const BURST = Number(process.env.BENCH_BURST) || 40_000;
 const RATE = Number(process.env.BENCH_RATE) || 500;
 const SECONDS = Number(process.env.BENCH_SECONDS) || 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS) || 3;
-/** Added to the Pi's and the server's Node flags: "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles both. */
-const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+/** Added to the Pi's and the server's Node flags. */
+const NODE_ARGS = benchNodeArgs();
+/** The server's MQTT session, ended between runs. */
+const SERVER_CLIENT_ID = 'bench-server';
 
 /** POST /load {count, rate, meters}: readings stamped with the time they are emitted (unique per meter). */
 const GENERATOR = `
@@ -196,8 +199,6 @@ async function run(
   return { result, peaks };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 function row(name: string, load: string, r: Run, n: number, rss: string) {
   return `| ${name} | ${load} | ${r.stored}/${n} | ${Math.round(r.sustained)} | ${Math.round(r.rate)} | ${r.p50} ms | ${r.p99} ms | ${r.cpu} | ${rss} |`;
 }
@@ -244,7 +245,7 @@ async function main(): Promise<void> {
     const server = await startInstance('server', {
       nodeArgs: NODE_ARGS,
       dir: dirs[dirs.push(tempDir('bench-server')) - 1],
-      env: { ...env, INFLUX_DB: db },
+      env: { ...env, INFLUX_DB: db, MQTT_CLIENT_ID: SERVER_CLIENT_ID },
     });
     running.push(server);
     await waitFor('the server link', () => server.log().includes('Connected to broker'), 30_000);
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
     await stopRunning();
     // The server's persistent session would queue the seed's run for the next server: end it.
     await connectAsync(mosquitto.url, {
-      clientId: 'teleinfo-server-1',
+      clientId: SERVER_CLIENT_ID,
       protocolVersion: 5,
       clean: true,
     }).then((c) => c.endAsync());
@@ -299,7 +300,7 @@ async function main(): Promise<void> {
       );
     }
     const ratio = (r: (typeof rounds)[number]) => r.ours.sustained / r.seed.sustained;
-    const mid = rounds.find((r) => ratio(r) === median(rounds.map(ratio)))!;
+    const mid = medianRound(rounds, ratio);
     const single = await throughOurs('ours_burst_single', BURST, 0, true);
     print(mid.rows[0]);
     print(single.row('burst'));

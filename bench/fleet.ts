@@ -22,6 +22,7 @@ import { ROOT } from '../test/support/fixtures';
 import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
 import { startInfluxd, startMosquitto, tempDir, waitFor, type Influxd } from '../test/support/services';
 import { cpuSeconds, rssMiB } from './support/process-stats';
+import { benchNodeArgs } from './support/rounds';
 
 const METERS = Number(process.env.FLEET_METERS) || 10_000;
 const PIS = Number(process.env.FLEET_PIS) || 50;
@@ -31,8 +32,8 @@ const SERVERS = (process.env.FLEET_SERVERS ?? '1,2,3').split(',').map(Number);
 const CONTRACTS: Contract[] = ['BASE', 'HC', 'EJP', 'TEMPO'];
 /** FLEET_HA=on enables the server flow's Home Assistant discovery node (disabled as shipped; ~25 retained configs per meter). */
 const HA = process.env.FLEET_HA === 'on';
-/** Added to each server's Node flags: "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the servers. */
-const SERVER_NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+/** Added to each server's Node flags. */
+const SERVER_NODE_ARGS = benchNodeArgs();
 
 function serverFlows(): unknown[] {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {

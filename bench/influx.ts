@@ -19,6 +19,7 @@ import { hcReading } from '../test/support/readings';
 import { startInfluxd, waitFor, type Influxd } from '../test/support/services';
 import { READING_FUNCTION } from './support/function-readings';
 import { cpuSeconds, rssMiB } from './support/process-stats';
+import { benchNodeArgs, medianRound } from './support/rounds';
 
 const N = Number(process.env.BENCH_READINGS) || 300_000;
 const T0 = Date.parse('2026-01-20T00:00:00Z');
@@ -232,8 +233,6 @@ async function raw(influx: Influxd, n: number, db: string, inFlight: number) {
 type RawResult = Awaited<ReturnType<typeof raw>>;
 type WriterResult = Awaited<ReturnType<typeof timedRun>>;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 async function main(): Promise<void> {
   const influx = await startInfluxd();
   // node-red-contrib-influxdb is a dev dependency: Node-RED finds it through nodesDir.
@@ -243,7 +242,7 @@ async function main(): Promise<void> {
   };
   // The server instance's Node flags, as the launcher runs it; BENCH_NODE_ARGS adds some
   // ("--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the Node-RED process).
-  const nodeArgs = [...NODE_ARGS.server, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  const nodeArgs = [...NODE_ARGS.server, ...benchNodeArgs()];
   console.log(
     `Node-RED runs with ${nodeArgs.join(' ') || "Node's default flags"}, a new process for each run`,
   );
@@ -276,9 +275,9 @@ async function main(): Promise<void> {
         `node-red-contrib-influxdb 0.7, ${name}: ${n} readings in ${c.seconds.toFixed(2)} s = ${Math.round(c.rate)} readings/s, peak RSS ${c.peak.toFixed(0)} MiB; CPU Node-RED ${c.cpu.nr.toFixed(2)} s, influxd ${c.cpu.influxd.toFixed(2)} s`,
       );
     const ratio = (r: (typeof results)[number]) => r.ours.rate / r.raw.rate;
-    const mid = results.find((r) => ratio(r) === median(results.map(ratio)))!;
+    const mid = medianRound(results, ratio);
     const ratio100 = (r: (typeof results)[number]) => r.ours100.rate / r.raw.rate;
-    const mid100 = results.find((r) => ratio100(r) === median(results.map(ratio100)))!;
+    const mid100 = medianRound(results, ratio100);
     const perK = (cpu: number, n: number) => `${((cpu / n) * 1e6).toFixed(1)} ms`;
     console.log(
       `\n| Writer (same local influxd 1.6; median rounds of ${rounds}) | Sent | Stored | Readings/s | vs raw | Node-RED CPU per 1,000 | Peak RSS of Node-RED |`,

@@ -7,6 +7,7 @@
 import { readingFromTicFrame, TicStreamDecoder } from '../nodes/lib';
 import { fixture } from '../test/support/fixtures';
 import { TeleinfoNpmDecoder } from './alternatives/teleinfo-npm';
+import { median } from './support/rounds';
 
 const CHUNK = 4096;
 const ROUNDS = 5;
@@ -50,11 +51,6 @@ const runners: Record<string, Runner> = {
     return d.frames;
   },
 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function bench(name: string, capture: Buffer): void {
   const { stream, frames } = repeatTo(capture, 4 * 1024 * 1024);
