@@ -2,13 +2,16 @@
 // npm run certs -- [--out DIR] [--host NAME ...] [--client NAME ...] [--days N]
 // The TLS material of a deployment, made with openssl: a CA (kept if DIR already has one, so adding a host or a
 // client does not invalidate the certificates out there), the broker's certificate for every --host (DNS names
-// and IP addresses; default localhost, 127.0.0.1 and mosquitto, the broker's name on the compose network), and a
-// client certificate per --client. Private keys are written readable by their owner only.
+// and IP addresses: the names the Pis reach it by; default localhost and 127.0.0.1) and for mosquitto, its name on
+// the compose network, which the server Node-RED connects to; and a client certificate per --client. Private keys
+// are written readable by their owner only.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 
+/** The broker's name on the compose network (docker-compose.yml's service), in every broker certificate. */
+const COMPOSE_NAME = 'mosquitto';
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 function parse(argv) {
@@ -39,7 +42,7 @@ function parse(argv) {
     if (value === undefined) throw new Error(`${argv[i]} needs a value`);
     i++;
   }
-  if (options.hosts.length === 0) options.hosts.push('localhost', '127.0.0.1', 'mosquitto');
+  if (options.hosts.length === 0) options.hosts.push('localhost', '127.0.0.1');
   return options;
 }
 
@@ -87,7 +90,8 @@ function makeCertificates({ out, hosts, clients = [], days = 825 }) {
     fs.rmSync(path.join(out, `${name}.ext`));
     fs.chmodSync(path.join(out, `${name}.key`), 0o600);
   };
-  const san = hosts.map((h) => (net.isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
+  const names = hosts.includes(COMPOSE_NAME) ? hosts : [...hosts, COMPOSE_NAME];
+  const san = names.map((h) => (net.isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
   sign('broker', { cn: hosts[0], lines: [`subjectAltName=${san}`, 'extendedKeyUsage=serverAuth'] });
   for (const client of clients) sign(client, { cn: client, lines: ['extendedKeyUsage=clientAuth'] });
   fs.chmodSync(path.join(out, 'ca.key'), 0o600);
@@ -108,7 +112,7 @@ if (require.main === module) {
     const options = parse(process.argv.slice(2));
     const made = makeCertificates(options);
     console.log(`CA ${made.ca} (give it to every Pi: MQTT_CA_FILE)`);
-    console.log(`broker ${made.cert} for ${options.hosts.join(', ')}`);
+    console.log(`broker ${made.cert} for ${[...new Set([...options.hosts, COMPOSE_NAME])].join(', ')}`);
     for (const [name, c] of Object.entries(made.clients)) console.log(`client ${name}: ${c.cert}`);
   } catch (e) {
     console.error(`certs: ${e.message}`);

@@ -1,30 +1,31 @@
 'use strict';
 // A Node-RED instance running one of the shipped flows (flows/pi.json or flows/server.json) with this package
 // loaded from the working tree: used by `npm start` and the end-to-end tests.
+const { Buffer } = require('node:buffer');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 
-/** The credentials each shipped flow needs, by config node id, from the environment. */
+/**
+ * The credentials of each shipped flow's config nodes, by node id: the environment variable each one is read from.
+ * flows_cred.json holds `${VARIABLE}`, which Node-RED replaces with the variable's value when it starts the node:
+ * the secrets themselves never reach the userDir, and a password changed in the environment applies at the next start.
+ */
 const CREDENTIALS = {
-  pi: (env) => ({
-    'pi-broker': { user: env.MQTT_USER || '', password: env.MQTT_PASSWORD || '' },
-    'pi-box': { user: env.ECODEVICES_USER || '', password: env.ECODEVICES_PASSWORD || '' },
-  }),
-  server: (env) => ({
-    'srv-broker': { user: env.MQTT_USER || '', password: env.MQTT_PASSWORD || '' },
+  pi: {
+    'pi-broker': { user: 'MQTT_USER', password: 'MQTT_PASSWORD' },
+    'pi-box': { user: 'ECODEVICES_USER', password: 'ECODEVICES_PASSWORD' },
+  },
+  server: {
+    'srv-broker': { user: 'MQTT_USER', password: 'MQTT_PASSWORD' },
     // The Live dashboard example's own connection, when the demo adds it.
-    'dash-broker': { user: env.MQTT_USER || '', password: env.MQTT_PASSWORD || '' },
-    'srv-influx': {
-      user: env.INFLUX_USER || '',
-      password: env.INFLUX_PASSWORD || '',
-      token: env.INFLUX_TOKEN || '',
-    },
+    'dash-broker': { user: 'MQTT_USER', password: 'MQTT_PASSWORD' },
+    'srv-influx': { user: 'INFLUX_USER', password: 'INFLUX_PASSWORD', token: 'INFLUX_TOKEN' },
     // The Pi status points (Grafana's "Pis online"), written by a core http request node.
-    'srv-pi-write': { user: env.INFLUX_USER || '', password: env.INFLUX_PASSWORD || '' },
-  }),
+    'srv-pi-write': { user: 'INFLUX_USER', password: 'INFLUX_PASSWORD' },
+  },
 };
 
 /**
@@ -61,12 +62,14 @@ function checkSecurity(env) {
     );
 }
 
-/** flows_cred.json as Node-RED writes it with a credential secret (aes-256-ctr under sha256(secret)). */
+/** The key Node-RED encrypts flows_cred.json with: aes-256-ctr under sha256(secret), the IV in front. */
+const credentialKey = (secret) => crypto.createHash('sha256').update(secret).digest();
+
+/** flows_cred.json as Node-RED writes it: encrypted with the credential secret, if there is one. */
 function credentialsFile(credentials, secret) {
   if (!secret) return credentials;
-  const key = crypto.createHash('sha256').update(secret).digest();
   const iv = crypto.randomBytes(16);
-  const cipher = crypto.createCipheriv('aes-256-ctr', key, iv);
+  const cipher = crypto.createCipheriv('aes-256-ctr', credentialKey(secret), iv);
   return {
     $:
       iv.toString('hex') +
@@ -75,11 +78,85 @@ function credentialsFile(credentials, secret) {
   };
 }
 
+/** The credentials of a flows_cred.json, or null if they cannot be read (another secret, a damaged file). */
+function readCredentials(text, secret) {
+  try {
+    const file = JSON.parse(text);
+    if (typeof file.$ !== 'string') return file;
+    if (!secret) return null;
+    const decipher = crypto.createDecipheriv(
+      'aes-256-ctr',
+      credentialKey(secret),
+      Buffer.from(file.$.slice(0, 32), 'hex'),
+    );
+    return JSON.parse(decipher.update(file.$.slice(32), 'base64', 'utf8') + decipher.final('utf8'));
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Write the userDir of an instance: settings.js (port; secrets are read from the environment at start), and, on
- * its first start only (or with `reseed`), the shipped flow as flows.json and flows_cred.json from the environment
- * (Node-RED does not read inline credentials from a flow file), encrypted with NODE_RED_CREDENTIAL_SECRET. Later
- * starts keep what was deployed in the editor. Returns the node arguments and environment to start it with.
+ * Write a file of the userDir by renaming a new one over it: the official image ships /data/flows.json owned by
+ * root, which the node-red user can replace in its own folder but not write to.
+ */
+function replaceFile(file, text, mode = 0o644) {
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, text, { mode });
+  fs.renameSync(temporary, file);
+}
+
+/**
+ * Whether a userDir's flows.json is one to seed over: missing, empty, or the official image's placeholder (a tab
+ * and a comment warning to mount /data), which Docker copies into every new volume.
+ */
+function unseeded(flowFile) {
+  if (!fs.existsSync(flowFile)) return true;
+  let flows;
+  try {
+    flows = JSON.parse(fs.readFileSync(flowFile, 'utf8') || '[]');
+  } catch {
+    return false; // the user's, damaged: Node-RED says so, and nothing here overwrites it
+  }
+  return (
+    Array.isArray(flows) &&
+    (flows.length === 0 ||
+      (flows.every((n) => n.type === 'tab' || n.type === 'comment') &&
+        flows.some((n) => n.type === 'comment' && /container with a volume/.test(n.name))))
+  );
+}
+
+/**
+ * Whether TELEINFO_RESEED asks for a reseed now: once per value, so that a container restarted with the same
+ * environment does not seed again. The value applied is kept in the userDir; an empty one forgets it.
+ */
+function reseedRequested(userDir, env) {
+  const marker = path.join(userDir, '.teleinfo-reseed');
+  const requested = env.TELEINFO_RESEED || '';
+  const applied = fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '';
+  if (requested === applied) return false;
+  if (requested === '') fs.rmSync(marker);
+  else replaceFile(marker, requested);
+  return requested !== '';
+}
+
+/**
+ * The shipped flow for a role: with TIC_DEVICE set (a serial adapter mapped into a Pi's container), the Pi reads the
+ * meter's TIC rather than an Eco-Devices box.
+ */
+function shippedFlow(role, env) {
+  const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
+  if (role === 'pi' && env.TIC_DEVICE)
+    for (const n of flows) if (n.type === 'tab') n.disabled = n.id !== 'tic-tab';
+  return flows;
+}
+
+/**
+ * Write the userDir of an instance: settings.js (port; secrets are read from the environment at start); the shipped
+ * flow as flows.json on its first start (or with `reseed`, or once for each new TELEINFO_RESEED value), later starts
+ * keeping what was deployed in the editor; and, at every start, the shipped config nodes' credentials in
+ * flows_cred.json as references to the environment variables that are set (see CREDENTIALS), encrypted with
+ * NODE_RED_CREDENTIAL_SECRET, next to whatever else the editor stored there. Returns the node arguments and
+ * environment to start it with.
  */
 function prepareInstance({ role, userDir, port, env = process.env, flows, reseed = false }) {
   // The variables each flow reads, with their defaults, are declared in the flow itself (its global and tab
@@ -87,22 +164,41 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   checkSecurity(env);
   fs.mkdirSync(userDir, { recursive: true });
   const settings = path.join(userDir, 'settings.js');
-  fs.writeFileSync(
+  replaceFile(
     settings,
     `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port}, role: ${JSON.stringify(role)} });\n`,
   );
   const flowFile = path.join(userDir, 'flows.json');
-  if (reseed || !fs.existsSync(flowFile)) {
-    const flowJson = flows ?? JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', `${role}.json`), 'utf8'));
+  const credentialFile = path.join(userDir, 'flows_cred.json');
+  const seed = reseedRequested(userDir, env) || reseed || unseeded(flowFile);
+  if (seed) {
+    const flowJson = flows ?? shippedFlow(role, env);
     // MQTT_PROTOCOL=4: a broker that speaks only MQTT 3.1.1 (the demo's aedes); the shipped flows use MQTT 5.
     if (env.MQTT_PROTOCOL === '4')
       for (const n of flowJson) if (n.type === 'mqtt-broker') n.protocolVersion = '4';
-    fs.writeFileSync(flowFile, JSON.stringify(flowJson, null, 2));
-    const credentials = credentialsFile(CREDENTIALS[role](env), env.NODE_RED_CREDENTIAL_SECRET);
-    fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2), {
-      mode: 0o600,
-    });
+    if (fs.existsSync(flowFile) && !unseeded(flowFile))
+      fs.copyFileSync(flowFile, path.join(userDir, 'flows.json.before-reseed'));
+    replaceFile(flowFile, JSON.stringify(flowJson, null, 2));
   }
+
+  const secret = env.NODE_RED_CREDENTIAL_SECRET;
+  const onDisk = fs.existsSync(credentialFile) ? fs.readFileSync(credentialFile, 'utf8') : null;
+  let credentials = seed || onDisk === null ? {} : readCredentials(onDisk, secret);
+  if (credentials === null) {
+    fs.copyFileSync(credentialFile, path.join(userDir, 'flows_cred.json.unreadable'));
+    console.error(
+      'instance.js: flows_cred.json cannot be read with NODE_RED_CREDENTIAL_SECRET (was it changed?): the shipped ' +
+        'credentials are written again from the environment, those entered in the editor must be entered again ' +
+        '(the old file is kept as flows_cred.json.unreadable)',
+    );
+    credentials = {};
+  }
+  const before = JSON.stringify(credentials);
+  for (const [id, fields] of Object.entries(CREDENTIALS[role]))
+    for (const [field, variable] of Object.entries(fields))
+      if (env[variable]) (credentials[id] ??= {})[field] = `\${${variable}}`;
+  if (seed || onDisk === null || JSON.stringify(credentials) !== before)
+    replaceFile(credentialFile, JSON.stringify(credentialsFile(credentials, secret), null, 2), 0o600);
   return {
     args: [
       ...NODE_ARGS[role],
@@ -120,10 +216,10 @@ module.exports = { prepareInstance, NODE_ARGS, ROOT };
 
 // `node scripts/instance.js <pi|server> <userDir> [port] [--reseed]`: prepare one instance and print the arguments
 // to start Node with, one per line, for scripts/instance.sh (the containers' entry point), which then becomes that
-// Node-RED. --reseed (or TELEINFO_RESEED=1) replaces the flows and credentials with the shipped ones.
+// Node-RED. --reseed replaces the flows and credentials with the shipped ones (TELEINFO_RESEED: once per value).
 if (require.main === module) {
   const args = process.argv.slice(2);
-  const reseed = args.includes('--reseed') || process.env.TELEINFO_RESEED === '1';
+  const reseed = args.includes('--reseed');
   const [role, userDir, port = '1880'] = args.filter((a) => a !== '--reseed');
   if (!CREDENTIALS[role] || !userDir) {
     console.error('usage: node scripts/instance.js <pi|server> <userDir> [port] [--reseed]');

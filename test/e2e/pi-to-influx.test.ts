@@ -107,9 +107,9 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
       site = await startSite('secure', {
         secure: {
           certsDir: tlsDir,
-          accounts: { servers: { 'teleinfo-server': 'e2e-server-pass' }, pis: { 'pi-e2e': 'e2e-pi-pass' } },
+          accounts: { servers: { 'server-1': 'e2e-server-pass' }, pis: { 'pi-e2e': 'e2e-pi-pass' } },
           pi: env,
-          server: { MQTT_CA_FILE: certs.ca, MQTT_USER: 'teleinfo-server', MQTT_PASSWORD: 'e2e-server-pass' },
+          server: { MQTT_CA_FILE: certs.ca, MQTT_USER: 'server-1', MQTT_PASSWORD: 'e2e-server-pass' },
         },
       });
       await readings(site, 8);

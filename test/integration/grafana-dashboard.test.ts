@@ -115,8 +115,12 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
     assert.equal(datasources.apiVersion, 1);
     assert.equal(ds.type, 'influxdb');
     assert.equal(ds.jsonData.dbName, 'teleinfo');
-    assert.equal(ds.user, '$INFLUX_USER', 'credentials from the environment');
-    assert.equal(ds.secureJsonData.password, '$INFLUX_PASSWORD');
+    assert.equal(
+      ds.user,
+      '$INFLUX_READ_USER',
+      'credentials from the environment: the account that only reads',
+    );
+    assert.equal(ds.secureJsonData.password, '$INFLUX_READ_PASSWORD');
     const ids = dashboard.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, 'unique panel ids');
     for (const p of dashboard.panels) {

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
-import yaml from 'js-yaml';
 import mqtt from 'mqtt';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
-import { startShippedBroker } from '../support/shipped-broker';
+import { clientId, startShippedBroker } from '../support/shipped-broker';
+import { containersSkip } from '../support/container';
 import { makeCertificates } from '../support/tls';
 
 const examples = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json'));
@@ -56,49 +56,6 @@ describe('shipped flows and examples load in a real Node-RED', () => {
     }
   });
 });
-
-test(
-  'docker-compose.yml is valid (docker-compose config -q) with .env.example filled in, and refuses to start without any secret, naming it',
-  { skip: serviceSkip('docker-compose') },
-  () => {
-    // What .env.example asks for: every variable, the empty ones (no default) being the secrets.
-    const example = fs
-      .readFileSync(path.join(ROOT, '.env.example'), 'utf8')
-      .split('\n')
-      .filter((l) => /^[A-Z_]+=/.test(l))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const);
-    const secrets = example.filter(([, v]) => v === '').map(([k]) => k);
-    assert.ok(secrets.length >= 8, `secrets in .env.example: ${secrets.join(', ')}`);
-    const filled = Object.fromEntries(example.map(([k, v]) => [k, v || 'x']));
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in filled)));
-    const compose = (env: Record<string, string | undefined>) =>
-      execFileSync(
-        'docker-compose',
-        ['-f', path.join(ROOT, 'docker-compose.yml'), '--profile', 'pi', 'config', '-q'],
-        { env: { ...clean, ...env }, stdio: 'pipe', cwd: tempDir('compose') },
-      );
-    compose(filled);
-    for (const secret of secrets) {
-      const without = { ...filled, [secret]: undefined };
-      assert.throws(() => compose(without), new RegExp(`set ${secret}`), `refuses without ${secret}`);
-    }
-    const text = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
-    assert.doesNotMatch(
-      text,
-      /^\s*\w*(PASSWORD|SECRET|HASH)\w*:\s*(?!\$\{)\S/m,
-      'secrets come from the environment (${VAR:?})',
-    );
-    // Published to the network: only the TLS broker. The editors and Grafana (plain HTTP behind their logins) on the
-    // host's loopback only, for an SSH tunnel or a TLS reverse proxy.
-    const ports = [...text.matchAll(/^\s+- '([\d.:]+)'$/gm)].map((m) => m[1]).sort();
-    assert.deepEqual(ports, [
-      '127.0.0.1:1880:1880',
-      '127.0.0.1:1881:1880',
-      '127.0.0.1:3000:3000',
-      '8883:8883',
-    ]);
-  },
-);
 
 interface FlowNode {
   id: string;
@@ -212,88 +169,31 @@ describe('the shipped flows declare the variables they read, with the demo defau
   });
 });
 
-test(
-  'docker-compose.servers.yml adds a second and a third server on the shared subscription, each with its own session and spool, nothing published',
-  { skip: serviceSkip('docker-compose') },
-  () => {
-    const filled = Object.fromEntries(
-      fs
-        .readFileSync(path.join(ROOT, '.env.example'), 'utf8')
-        .split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1) || 'x']),
-    );
-    const merged = yaml.load(
-      execFileSync(
-        'docker-compose',
-        [
-          '-f',
-          path.join(ROOT, 'docker-compose.yml'),
-          '-f',
-          path.join(ROOT, 'docker-compose.servers.yml'),
-          'config',
-        ],
-        { env: { ...process.env, ...filled }, encoding: 'utf8', cwd: tempDir('compose') },
-      ),
-    ) as {
-      services: Record<
-        string,
-        { environment: Record<string, string>; volumes: (string | { source: string })[]; ports?: unknown[] }
-      >;
-    };
-    const servers = Object.entries(merged.services).filter(([name]) => name.startsWith('node-red-server'));
-    assert.deepEqual(servers.map(([name]) => name).sort(), [
-      'node-red-server',
-      'node-red-server-2',
-      'node-red-server-3',
-    ]);
-    const env = servers.map(([, s]) => s.environment);
-    assert.equal(new Set(env.map((e) => e.MQTT_CLIENT_ID)).size, 3, 'a session each');
-    // `config` prints compose's own escape: $$ for $.
-    assert.ok(
-      env.every(
-        (e) => e.MQTT_READINGS_TOPIC.replace('$$', '$') === '$share/teleinfo-ingest/teleinfo/+/+/reading',
-      ),
-    );
-    assert.equal(new Set(env.map((e) => `${e.INFLUX_URL} ${e.INFLUX_DB}`)).size, 1, 'one database');
-    const dataVolume = (v: string | { source: string }) =>
-      (typeof v === 'string' ? v : `${v.source}:`).split(':')[0];
-    const volumes = servers.map(([, s]) => s.volumes.map(dataVolume).find((v) => v.includes('data')));
-    assert.equal(new Set(volumes).size, 3, `a spool each: ${volumes.join(', ')}`);
-    for (const [name, s] of servers.filter(([n]) => n !== 'node-red-server'))
-      assert.equal(s.ports, undefined, `${name} publishes nothing`);
-  },
-);
-
 const ACCOUNTS = {
-  servers: { 'teleinfo-server': 'server-pass' },
+  servers: { 'server-1': 'server-pass' },
   pis: { 'pi-a': 'pi-a-pass', 'pi-b': 'pi-b-pass' },
   ha: { homeassistant: 'ha-pass' },
 };
 
 test(
-  'docker/mosquitto as shipped on a local mosquitto: TLS only, one account each, and the ACL keeps every Pi to its own topics',
-  { skip: serviceSkip('mosquitto') || serviceSkip('openssl') },
+  'docker/mosquitto as its container runs it: TLS only, one account each bound to its client id, and every account kept to its own topics, in what it publishes and what it subscribes to',
+  { skip: serviceSkip('mosquitto') || serviceSkip('openssl') || containersSkip() },
   async () => {
     const dir = tempDir('compose-mosquitto');
     const certs = makeCertificates(path.join(dir, 'certs'));
     let broker = await startShippedBroker(dir, path.join(dir, 'certs'), ACCOUNTS);
     const tls = { ca: fs.readFileSync(certs.ca), protocolVersion: 5 as const, reconnectPeriod: 0 };
+    const passwordOf = (username: string) =>
+      ({ ...ACCOUNTS.pis, ...ACCOUNTS.ha, ...ACCOUNTS.servers })[username] ?? 'unknown';
     const as = (username: string, extra: mqtt.IClientOptions = {}) =>
       mqtt.connectAsync(broker.url, {
         ...tls,
         username,
-        password:
-          ACCOUNTS.pis[username as 'pi-a'] ??
-          ACCOUNTS.ha[username as 'homeassistant'] ??
-          ACCOUNTS.servers['teleinfo-server'],
+        password: passwordOf(username),
+        clientId: clientId(username),
         ...extra,
       });
-    const server = {
-      clientId: 'compose-server',
-      clean: false,
-      properties: { sessionExpiryInterval: 3600 },
-    };
+    const server = { clean: false, properties: { sessionExpiryInterval: 3600 } };
     const clients: mqtt.MqttClient[] = [];
     try {
       // Who gets in.
@@ -302,6 +202,11 @@ test(
         as('pi-a', { password: 'wrong' }),
         /not authori[sz]ed|bad user/i,
         'a wrong password',
+      );
+      await assert.rejects(
+        as('pi-a', { clientId: clientId('server-1') }),
+        /not authori[sz]ed|bad user/i,
+        "a Pi's own password with the server's client id: no session takeover",
       );
       await assert.rejects(
         as('pi-a', { ca: fs.readFileSync(certs.otherCa) }),
@@ -321,7 +226,7 @@ test(
 
       // What each account may do. A refused message is followed by an allowed one from the same client: mosquitto
       // delivers a client's QoS 1 messages in order, so the allowed one arriving first means the other never will.
-      const srv = await as('teleinfo-server', server);
+      const srv = await as('server-1', server);
       const piA = await as('pi-a');
       const piB = await as('pi-b');
       clients.push(srv, piA, piB);
@@ -336,10 +241,20 @@ test(
       await srv.subscribeAsync(['$share/teleinfo-ingest/teleinfo/+/+/reading', 'teleinfo/+/status'], {
         qos: 1,
       });
-      await piA.subscribeAsync(
-        ['teleinfo/+/+/reading', '$share/steal/teleinfo/+/+/reading', 'teleinfo/+/status', 'teleinfo/replay'],
-        { qos: 1 },
-      );
+      // The broker refuses the subscriptions themselves (MQTT 5: not authorised in the SUBACK).
+      for (const topic of [
+        'teleinfo/+/+/reading',
+        '$share/teleinfo-ingest/teleinfo/+/+/reading',
+        '$share/steal/teleinfo/+/+/reading',
+        'teleinfo/+/status',
+        '#',
+      ])
+        await assert.rejects(
+          piA.subscribeAsync(topic, { qos: 1 }),
+          /not authori[sz]ed/i,
+          `a Pi subscribing to ${topic}`,
+        );
+      await piA.subscribeAsync('teleinfo/replay', { qos: 1 });
       await piB.subscribeAsync('teleinfo/replay', { qos: 1 });
       // MQTT 5: the broker says so in its PUBACK.
       await assert.rejects(
@@ -361,18 +276,29 @@ test(
       await piB.publishAsync('teleinfo/pi-b/status', 'online', { qos: 1 });
       await waitFor("the server getting pi-b's reading", () => atServer.length >= 4);
       await waitFor('pi-a getting the replay request', () => atA.length >= 1);
-      assert.deepEqual(atA, ['teleinfo/replay replay'], 'a Pi reads no reading and no status, shared or not');
+      assert.deepEqual(atA, ['teleinfo/replay replay'], 'a Pi reads no reading and no status');
 
-      // Home Assistant reads readings, status and the discovery configs the server writes; it writes only its status.
+      // Home Assistant reads readings, status and the discovery configs the server writes; it writes only its status,
+      // and cannot join the servers' shared subscription.
       const ha = await as('homeassistant');
       clients.push(ha);
       const atHa = got(ha);
+      await assert.rejects(
+        ha.subscribeAsync('$share/teleinfo-ingest/teleinfo/+/+/reading', { qos: 1 }),
+        /not authori[sz]ed/i,
+        "Home Assistant joining the servers' group",
+      );
       await ha.subscribeAsync(['teleinfo/+/+/reading', 'teleinfo/+/status', 'homeassistant/#'], { qos: 1 });
       const atSrvHa = got(srv);
       await srv.subscribeAsync('homeassistant/status', { qos: 1 });
       await assert.rejects(
         ha.publishAsync('teleinfo/pi-a/021861348497/reading', 'forged by HA', { qos: 1 }),
         /not authori[sz]ed/i,
+      );
+      await assert.rejects(
+        ha.publishAsync('teleinfo/pi-a/status', 'offline', { qos: 1 }),
+        /not authori[sz]ed/i,
+        'Home Assistant publishing a Pi status',
       );
       await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
       await srv.publishAsync('homeassistant/sensor/teleinfo_m/papp/config', '{}', { qos: 1, retain: true });
@@ -404,8 +330,9 @@ test(
       broker = await startShippedBroker(dir, path.join(dir, 'certs'), ACCOUNTS, broker);
       const back = mqtt.connect(broker.url, {
         ...tls,
-        username: 'teleinfo-server',
+        username: 'server-1',
         password: 'server-pass',
+        clientId: clientId('server-1'),
         ...server,
       });
       clients.push(back);
@@ -423,18 +350,15 @@ test(
   },
 );
 
-test('docker/mosquitto/init.sh refuses an account without a password or with a name that is not an id', () => {
-  for (const [servers, why] of [
-    ['teleinfo-server', /has no password/],
-    ['bad/name:pass', /must be letters, digits/],
+test('docker/mosquitto/init.sh refuses an account without a password, with a name that is not an id, or a name used twice', () => {
+  for (const [servers, pis, why] of [
+    ['server-1', 'pi-1:p', /has no password/],
+    ['bad/name:pass', 'pi-1:p', /must be letters, digits/],
+    ['server-1:pass', 'server-1:p', /used twice/],
+    ['server-1:pass', 'pi-1:p healthcheck:x', /used twice/],
   ] as const) {
     const r = spawnSync('sh', [path.join(ROOT, 'docker', 'mosquitto', 'init.sh')], {
-      env: {
-        ...process.env,
-        MQTT_STATE_DIR: tempDir('init'),
-        MQTT_SERVER_ACCOUNTS: servers,
-        MQTT_PI_ACCOUNTS: 'pi-1:p',
-      },
+      env: { ...process.env, MQTT_SERVER_ACCOUNTS: servers, MQTT_PI_ACCOUNTS: pis },
       encoding: 'utf8',
     });
     assert.notEqual(r.status, 0);

@@ -7,7 +7,7 @@ import { simulatedBox } from '../../nodes/lib/simulator/cli';
 import type { Contract } from '../../nodes/lib/simulator/meter';
 import { ROOT } from './fixtures';
 import { startInstance, type NodeRedProcess } from './node-red-process';
-import { startShippedBroker, type BrokerAccounts, type ShippedBroker } from './shipped-broker';
+import { clientId, startShippedBroker, type BrokerAccounts, type ShippedBroker } from './shipped-broker';
 import {
   freePort,
   startInfluxd,
@@ -177,7 +177,8 @@ export function serverEnv(site: Site, index: number): Record<string, string> {
     ...(readingsTopic ? { MQTT_READINGS_TOPIC: readingsTopic } : {}),
     ...secure?.server,
     MQTT_URL: mqttUrl(site, site.mosquitto.port),
-    MQTT_CLIENT_ID: `teleinfo-e2e-server-${index + 1}`,
+    // The shipped broker binds an account to its client id.
+    MQTT_CLIENT_ID: secure ? clientId(secure.server.MQTT_USER) : `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: site.influxd.url,
     INFLUX_DB: site.database,
     INFLUX_USER: 'admin',

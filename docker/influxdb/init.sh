@@ -1,0 +1,77 @@
+#!/bin/sh
+# The influxdb container's entry point: brings the database and its accounts to what the environment says at every
+# start, then runs influxd (its arguments). The image's own init script runs on the first start only (a password
+# changed later in .env would never apply) and breaks on a quote in a password; this one quotes every value.
+# Meanwhile influxd listens on another port of the container's loopback, without auth: the other containers and the
+# health check see nothing until the accounts are right.
+#   INFLUXDB_DB                                   the database
+#   INFLUXDB_ADMIN_USER, INFLUXDB_ADMIN_PASSWORD  every privilege: yours (the influx shell, backups)
+#   INFLUXDB_WRITE_USER, ..._PASSWORD             WRITE on the database: the server Node-RED
+#   INFLUXDB_READ_USER, ..._PASSWORD              READ on the database: Grafana
+# Accounts that are no longer named here keep what they had: drop them in the influx shell.
+set -eu
+
+fail() {
+  echo "init.sh: $*" >&2
+  exit 2
+}
+
+: "${INFLUXDB_DB:?set INFLUXDB_DB}"
+for name in "$INFLUXDB_DB" "$INFLUXDB_ADMIN_USER" "$INFLUXDB_WRITE_USER" "$INFLUXDB_READ_USER"; do
+  case "$name" in
+    '' | *[!A-Za-z0-9_-]*) fail "'$name': a database or account name is letters, digits, - or _" ;;
+  esac
+done
+[ "$INFLUXDB_ADMIN_USER" != "$INFLUXDB_WRITE_USER" ] && [ "$INFLUXDB_ADMIN_USER" != "$INFLUXDB_READ_USER" ] &&
+  [ "$INFLUXDB_WRITE_USER" != "$INFLUXDB_READ_USER" ] || fail 'the admin, write and read accounts need three names'
+
+# A password as an InfluxQL string literal: backslashes and quotes escaped, one line.
+literal() {
+  case "$1" in
+    '') fail 'an InfluxDB password is empty' ;;
+    *'
+'*) fail 'an InfluxDB password holds a line break' ;;
+  esac
+  printf "'%s'" "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g")"
+}
+
+port=18086
+INFLUXDB_HTTP_BIND_ADDRESS="127.0.0.1:$port" INFLUXDB_HTTP_AUTH_ENABLED=false INFLUXDB_HTTP_HTTPS_ENABLED=false \
+  INFLUXDB_HTTP_LOG_ENABLED=false "$@" &
+pid=$!
+tries=0
+until curl -sf "http://127.0.0.1:$port/ping" > /dev/null; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 300 ] && kill -0 "$pid" 2> /dev/null || fail 'influxd did not start'
+  sleep 0.1
+done
+
+# One statement, from stdin (no password on a command line); fails on an error unless told it may.
+statement() {
+  answer=$(curl -sS "http://127.0.0.1:$port/query" --data-urlencode 'q@-') || fail "influxd did not answer"
+  case "$answer" in
+    *'"error"'*) [ "${1:-}" = may-fail ] || fail "$(echo "$answer" | sed 's/.*"error":"\([^"]*\)".*/\1/')" ;;
+  esac
+}
+account() {
+  user="$1"
+  password=$(literal "$2")
+  # CREATE USER fails for an existing account with another password: SET PASSWORD then brings it to this one.
+  printf 'CREATE USER "%s" WITH PASSWORD %s' "$user" "$password" | statement may-fail
+  printf 'SET PASSWORD FOR "%s" = %s' "$user" "$password" | statement
+}
+printf 'CREATE DATABASE "%s"' "$INFLUXDB_DB" | statement
+account "$INFLUXDB_ADMIN_USER" "${INFLUXDB_ADMIN_PASSWORD:-}"
+printf 'GRANT ALL PRIVILEGES TO "%s"' "$INFLUXDB_ADMIN_USER" | statement
+# An account with exactly one privilege on the database (GRANT replaces what it had there).
+database_account() {
+  account "$2" "$3"
+  printf 'REVOKE ALL PRIVILEGES FROM "%s"' "$2" | statement
+  printf 'GRANT %s ON "%s" TO "%s"' "$1" "$INFLUXDB_DB" "$2" | statement
+}
+database_account WRITE "$INFLUXDB_WRITE_USER" "${INFLUXDB_WRITE_USER_PASSWORD:-}"
+database_account READ "$INFLUXDB_READ_USER" "${INFLUXDB_READ_USER_PASSWORD:-}"
+
+kill -TERM "$pid"
+wait "$pid" || true
+exec "$@"
