@@ -173,6 +173,45 @@ function standardReading(meter: string, time: string, values: Record<string, num
   return reading;
 }
 
+/**
+ * A reading from its labels alone: what is derived from them (tariff, power, energy, currents, phases, overrun,
+ * Tempo colours, status register) is computed here, whatever the source.
+ */
+export function readingFromValues(
+  meter: string,
+  source: ReadingSource,
+  time: string,
+  values: Record<string, number | string>,
+): Reading {
+  return source === 'tic-standard'
+    ? standardReading(meter, time, values)
+    : historicReading(meter, source, time, values);
+}
+
+/** A pulse counter of an Eco-Devices box as a reading of its own (`index`, `day`, `flow` in its values). */
+export function counterReading(
+  meter: string,
+  time: string,
+  counter: { input: 'C1' | 'C2'; name: string },
+  values: Record<string, number>,
+): Reading {
+  return {
+    meter,
+    source: 'ecodevices',
+    time,
+    tariffOption: null,
+    tariffPeriod: null,
+    apparentPower: null,
+    energyTotal: null,
+    energyIndexes: {},
+    currents: [],
+    phases: 1,
+    overrun: false,
+    values,
+    counter,
+  };
+}
+
 const collapse = (s: string) => s.trim().replace(/\s+/g, ' ').toUpperCase();
 
 /** NGTF is free text chosen by the supplier; map the usual names onto the historic options. */

@@ -1,4 +1,4 @@
-import { historicReading, type Reading } from '../reading';
+import { counterReading, historicReading, type Reading } from '../reading';
 import { decodeDemain, decodeOptarif, decodePtec, ticPtec } from '../tic/enums';
 import { HISTORIC_INDEX_LABELS, HISTORIC_LABELS } from '../tic/labels';
 
@@ -214,21 +214,14 @@ export function counterReadings(
     if (counter.index !== null) values.index = counter.index / d;
     if (counter.day !== null) values.day = counter.day / d;
     if (counter.flow !== null) values.flow = counter.flow;
-    readings.push({
-      meter: `${context.device}-${name}`,
-      source: 'ecodevices',
-      time: context.time.toISOString(),
-      tariffOption: null,
-      tariffPeriod: null,
-      apparentPower: null,
-      energyTotal: null,
-      energyIndexes: {},
-      currents: [],
-      phases: 1,
-      overrun: false,
-      values,
-      counter: { input: counter.input, name },
-    });
+    readings.push(
+      counterReading(
+        `${context.device}-${name}`,
+        context.time.toISOString(),
+        { input: counter.input, name },
+        values,
+      ),
+    );
   }
   return readings;
 }
