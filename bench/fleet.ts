@@ -43,6 +43,11 @@ function serverFlows(): unknown[] {
   const ha = flows.find((n) => n.id === 'srv-ha')!;
   if (HA) delete ha.d;
   else ha.d = true;
+  // The load generator's Pis each carry METERS / PIS meters, more than a real Pi's few.
+  Object.assign(
+    flows.find((n) => n.id === 'srv-admit')!,
+    { metersPerPi: String(Math.ceil(METERS / PIS)) },
+  );
   return flows;
 }
 
@@ -98,7 +103,14 @@ class Fleet {
     // Its own time, never twice the same for a meter: the same series and time would overwrite a point.
     const time = Math.max(Date.now(), (this.lastTime[i] ?? 0) + 1);
     this.lastTime[i] = time;
-    const reading = { ...r, time: new Date(time).toISOString(), apparentPower: 100 + (k % 50) * 10 };
+    // The server derives apparentPower from PAPP again, as it admits the reading.
+    const papp = 100 + (k % 50) * 10;
+    const reading = {
+      ...r,
+      time: new Date(time).toISOString(),
+      apparentPower: papp,
+      values: { ...r.values, PAPP: papp },
+    };
     const pi = i % PIS;
     this.sent++;
     return this.pis[pi]

@@ -5,6 +5,7 @@ const { Buffer } = require('node:buffer');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const { checkSecurity } = require('./node-red-settings');
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -41,26 +42,6 @@ const NODE_ARGS = {
   pi: ['--max-semi-space-size=2', '--heap-growing-percent=20'],
   server: ['--max-semi-space-size=32'],
 };
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
-
-/**
- * What the instance may do with the security it is given: listening beyond loopback needs the editor locked
- * (adminAuth from a bcrypt hash) and the credentials encrypted. Throws what is missing.
- */
-function checkSecurity(env) {
-  const host = env.NODE_RED_HOST || '127.0.0.1';
-  const hash = env.NODE_RED_ADMIN_HASH;
-  if (hash && !/^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash))
-    throw new Error('NODE_RED_ADMIN_HASH is not a bcrypt hash: make one with `npx node-red admin hash-pw`');
-  if (LOOPBACK.has(host)) return;
-  const missing = ['NODE_RED_ADMIN_HASH', 'NODE_RED_CREDENTIAL_SECRET'].filter((k) => !env[k]);
-  if (missing.length > 0)
-    throw new Error(
-      `refusing to listen on ${host} without ${missing.join(' and ')}: anyone who reaches the editor could run code ` +
-        'and read its credentials (make the hash with `npx node-red admin hash-pw`)',
-    );
-}
 
 /** The key Node-RED encrypts flows_cred.json with: aes-256-ctr under sha256(secret), the IV in front. */
 const credentialKey = (secret) => crypto.createHash('sha256').update(secret).digest();

@@ -6,8 +6,28 @@
 //   NODE_RED_ADMIN_HASH         its bcrypt password hash (`npx node-red admin hash-pw`); with it, adminAuth is on
 //   NODE_RED_CREDENTIAL_SECRET  the key flows_cred.json is encrypted with
 //   PI_CORE_NODES               `all`: a Pi loads every core node (by default not those listed in PI_LEAN_EXCLUDES)
-// scripts/instance.js refuses to start an instance listening beyond loopback without the last two.
+// An instance listening beyond loopback without the last two is refused here, whoever starts Node-RED with them.
 const path = require('node:path');
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/**
+ * What an instance may do with the security it is given: listening beyond loopback needs the editor locked
+ * (adminAuth from a bcrypt hash) and the credentials encrypted. Throws what is missing.
+ */
+function checkSecurity(env) {
+  const host = env.NODE_RED_HOST || '127.0.0.1';
+  const hash = env.NODE_RED_ADMIN_HASH;
+  if (hash && !/^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash))
+    throw new Error('NODE_RED_ADMIN_HASH is not a bcrypt hash: make one with `npx node-red admin hash-pw`');
+  if (LOOPBACK.has(host)) return;
+  const missing = ['NODE_RED_ADMIN_HASH', 'NODE_RED_CREDENTIAL_SECRET'].filter((k) => !env[k]);
+  if (missing.length > 0)
+    throw new Error(
+      `refusing to listen on ${host} without ${missing.join(' and ')}: anyone who reaches the editor could run code ` +
+        'and read its credentials (make the hash with `npx node-red admin hash-pw`)',
+    );
+}
 
 /**
  * Core node files a Pi does not load: the Pi flow uses none of them, and their libraries (tough-cookie, form-data
@@ -28,26 +48,21 @@ const PI_LEAN_EXCLUDES = [
   '70-YAML.js',
 ];
 
-module.exports = function settings({
-  port,
-  role = 'server',
-  flowFile = 'flows.json',
-  logLevel = 'info',
-  env = process.env,
-}) {
+function settings({ port, role = 'server', flowFile = 'flows.json', logLevel = 'info', env = process.env }) {
+  checkSecurity(env);
   const hash = env.NODE_RED_ADMIN_HASH;
+  const user = env.NODE_RED_ADMIN_USER || 'admin';
   return {
     uiHost: env.NODE_RED_HOST || '127.0.0.1',
     uiPort: port,
     flowFile,
     // Without a secret (a demo on loopback), the credentials file stays plain: there is nothing to keep it from.
     credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || false,
+    // With a login, the flows' own HTTP routes (http in, the dashboard) ask for it too.
     ...(hash
       ? {
-          adminAuth: {
-            type: 'credentials',
-            users: [{ username: env.NODE_RED_ADMIN_USER || 'admin', password: hash, permissions: '*' }],
-          },
+          adminAuth: { type: 'credentials', users: [{ username: user, password: hash, permissions: '*' }] },
+          httpNodeAuth: { user, pass: hash },
         }
       : {}),
     nodesDir: [path.resolve(__dirname, '..')],
@@ -68,4 +83,7 @@ module.exports = function settings({
     },
     logging: { console: { level: logLevel, metrics: false, audit: false } },
   };
-};
+}
+
+module.exports = settings;
+module.exports.checkSecurity = checkSecurity;

@@ -4,7 +4,8 @@
 # the broker. The environment is the one place accounts are kept: changing a password is editing .env and
 # `docker compose up -d`.
 #   MQTT_SERVER_ACCOUNTS  "name:password ..."  servers: read every Pi's readings (the shared subscription) and
-#                                               status, publish replay requests, alert states and discovery configs
+#                                               status, publish replay requests, alert states and discovery configs,
+#                                               and clear a reading topic a Pi retained
 #   MQTT_PI_ACCOUNTS      "pi-id:password ..."  Pis: publish teleinfo/<pi-id>/<meter>/reading and
 #                                               teleinfo/<pi-id>/status, read teleinfo/replay; nothing else
 #   MQTT_HA_ACCOUNTS      "name:password ..."  Home Assistant (optional): read readings, Pi status, alert states
@@ -103,6 +104,7 @@ role() {
     subscribeLiteral '$share/teleinfo-ingest/teleinfo/+/+/reading' \
     subscribeLiteral 'teleinfo/+/+/reading' \
     publishClientReceive 'teleinfo/+/+/reading' \
+    publishClientSend 'teleinfo/+/+/reading' \
     subscribeLiteral 'teleinfo/+/status' \
     publishClientReceive 'teleinfo/+/status' \
     publishClientSend 'teleinfo/replay' \

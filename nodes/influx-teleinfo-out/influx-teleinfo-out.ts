@@ -64,7 +64,7 @@ export = function register(RED: NodeAPI): void {
       }
     }
 
-    node.on('input', (msg: NodeMessageInFlow & { flush?: boolean }, _send, done) => {
+    node.on('input', (msg: NodeMessageInFlow & { flush?: boolean; pi?: unknown }, _send, done) => {
       const pipeline = server?.pipeline;
       if (!pipeline) {
         return failInput(
@@ -112,7 +112,9 @@ export = function register(RED: NodeAPI): void {
         });
       }
       try {
-        if (lines.length > 0) pipeline.accept(lines, refusal ? (err) => done(err ?? refusal) : done);
+        // msg.pi (teleinfo-admit): the Pi these readings came from, which holds at most its share of the spool.
+        const owner = typeof msg.pi === 'string' ? msg.pi : '';
+        if (lines.length > 0) pipeline.accept(lines, refusal ? (err) => done(err ?? refusal) : done, owner);
         else done(refusal);
       } catch (e) {
         return failInput(node, done, (e as Error).message, {

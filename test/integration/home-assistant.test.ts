@@ -36,7 +36,11 @@ describe('Home Assistant discovery through the shipped server flow', { skip }, (
   let ha: mqtt.MqttClient;
   const serverDir = tempDir('ha-server');
   const mosquittoDir = tempDir('ha-mosquitto');
-  const readings = sampleReadings();
+  // Stamped now: the server admits readings within a window of its clock.
+  const readings = sampleReadings().map((r, i) => ({
+    ...r,
+    time: new Date(Date.now() - 60_000 + i).toISOString(),
+  }));
   const configs = new Map<string, HaConfig>();
   /** Every config message received, retained or live, in order. */
   const arrivals: string[] = [];

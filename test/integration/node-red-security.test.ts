@@ -51,6 +51,21 @@ describe('the Node-RED launcher of the images, secured', () => {
       false,
       'nothing written before refusing',
     );
+
+    // Node-RED started on these settings without the launcher refuses too.
+    const settings = path.join(dir, 'settings.js');
+    fs.writeFileSync(
+      settings,
+      `module.exports = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: 1 });\n`,
+    );
+    const direct = spawnSync(
+      process.execPath,
+      [require.resolve('node-red/red.js'), '-u', path.join(dir, 'direct'), '-s', settings],
+      { env: { ...process.env, NODE_RED_HOST: '0.0.0.0' }, encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.notEqual(direct.status, 0);
+    assert.match(direct.stdout + direct.stderr, /refusing to listen on 0\.0\.0\.0/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('the entry point becomes Node-RED; the editor needs a login, the credentials file holds no clear secret, an edit deployed in the editor survives a restart', async () => {
@@ -111,9 +126,21 @@ describe('the Node-RED launcher of the images, secured', () => {
         'Node-RED decrypts them',
       );
 
-      const edited = deployed.map((n) =>
-        n.id === 'srv-tab' || n.id === deployed[0].id ? { ...n, label: 'edited in the editor' } : n,
-      );
+      // With an HTTP route of the flows' own (the dashboard's, an http in's): the same login.
+      const edited = [
+        ...deployed.map((n) =>
+          n.id === 'srv-tab' || n.id === deployed[0].id ? { ...n, label: 'edited in the editor' } : n,
+        ),
+        {
+          id: 'probe-in',
+          type: 'http in',
+          z: 'srv-tab',
+          url: '/probe',
+          method: 'get',
+          wires: [['probe-out']],
+        },
+        { id: 'probe-out', type: 'http response', z: 'srv-tab', statusCode: '200', wires: [] },
+      ];
       const deploy = await fetch(`${api}/flows`, {
         method: 'POST',
         headers: {
@@ -124,6 +151,13 @@ describe('the Node-RED launcher of the images, secured', () => {
         body: JSON.stringify(edited),
       });
       assert.equal(deploy.status, 204);
+      const basic = (password: string) => ({
+        authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`,
+      });
+      await waitFor('the route deployed', async () => (await fetch(`${api}/probe`)).status !== 404);
+      assert.equal((await fetch(`${api}/probe`)).status, 401, 'an HTTP route of the flows without a login');
+      assert.equal((await fetch(`${api}/probe`, { headers: basic('wrong-pass') })).status, 401);
+      assert.equal((await fetch(`${api}/probe`, { headers: basic('editor-pass') })).status, 200);
 
       await nr.stop();
       nr = launcher(dir, port, env);

@@ -24,7 +24,9 @@ export function projectBrokerSettings(): string[] {
     .readFileSync(path.join(ROOT, 'docker', 'mosquitto', 'mosquitto.conf'), 'utf8')
     .split('\n')
     .filter((l) =>
-      /^(autosave_interval|max_queued_messages|max_inflight_messages|persistent_client_expiration) /.test(l),
+      /^(autosave_interval|max_queued_messages|max_packet_size|max_inflight_messages|persistent_client_expiration) /.test(
+        l,
+      ),
     );
 }
 
@@ -87,6 +89,10 @@ export interface SiteOptions {
   readonly simStart?: number;
   /** Settings of the server flow's teleinfo-alert node (shorter delays for a test). */
   readonly alert?: Record<string, string>;
+  /** Other changes to the server flow (its node settings) for a test. */
+  readonly serverFlow?: (nodes: { id: string; [setting: string]: unknown }[]) => void;
+  /** The servers write with an account granted WRITE on the database only, as docker/influxdb/init.sh makes it. */
+  readonly writeOnly?: boolean;
   readonly readingsTopic?: string;
   /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
   /**
@@ -109,6 +115,12 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
   const influxDir = tempDir('e2e-influxd');
   const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
   await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
+  if (options.writeOnly)
+    for (const q of [
+      `CREATE USER writer WITH PASSWORD '${PASSWORD}'`,
+      `GRANT WRITE ON ${database} TO writer`,
+    ])
+      await influxd.query(q, undefined, `admin:${PASSWORD}`);
   const [contract, contract2] = options.contracts ?? ['HC', 'BASE'];
   const simStart = options.simStart ?? Date.now();
   const box = simulatedBox(
@@ -181,21 +193,23 @@ export function serverEnv(site: Site, index: number): Record<string, string> {
     MQTT_CLIENT_ID: secure ? clientId(secure.server.MQTT_USER) : `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: site.influxd.url,
     INFLUX_DB: site.database,
-    INFLUX_USER: 'admin',
+    INFLUX_USER: site.options.writeOnly ? 'writer' : 'admin',
     INFLUX_PASSWORD: PASSWORD,
   };
 }
 
 /** Server instance `index` of the site, on its own userDir (the same one again after a kill). */
 export function startServer(site: Site, index = 0) {
-  const { alert } = site.options;
+  const { alert, serverFlow } = site.options;
   let flows: { id: string }[] | undefined;
-  if (alert) {
+  if (alert || serverFlow) {
     flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as { id: string }[];
-    Object.assign(
-      flows.find((n) => n.id === 'srv-alert')!,
-      alert,
-    );
+    if (alert)
+      Object.assign(
+        flows.find((n) => n.id === 'srv-alert')!,
+        alert,
+      );
+    serverFlow?.(flows);
   }
   return startInstance('server', { dir: site.serverDirs[index], env: serverEnv(site, index), flows });
 }

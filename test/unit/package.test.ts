@@ -55,6 +55,11 @@ test('flow library scorecard: keywords, node-red.version, engines, licence, repo
   };
   assert.ok(pkg.keywords.includes('node-red'), 'the node-red keyword (the library lists only those)');
   assert.match(pkg['node-red'].version, /^>=\d/, 'node-red.version: the Node-RED versions it works on');
+  // What is claimed is what the tests run: the lowest major claimed is the one installed for them.
+  const tested = (
+    JSON.parse(fs.readFileSync(require.resolve('node-red/package.json'), 'utf8')) as { version: string }
+  ).version;
+  assert.equal(pkg['node-red'].version.match(/^>=(\d+)/)![1], tested.split('.')[0]);
   assert.match(pkg.engines.node, /^>=\d+/, 'engines.node');
   assert.equal(pkg.license, 'MIT');
   assert.ok(fs.existsSync(path.join(ROOT, 'LICENSE')), 'a LICENSE file');

@@ -15,6 +15,7 @@ import { backoffDelay, retryAfterMs } from '../../nodes/lib/retry';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
 import { ROOT } from '../support/fixtures';
+import { startBox } from '../support/simulator';
 
 const WINTER_DAY = Date.parse('2026-01-14T23:00:00Z'); // midnight in Paris
 const meter = (contract: Contract, phases: 1 | 3 = 1, seed = 5) =>
@@ -203,6 +204,24 @@ describe('simulated box: meter events for alerts (admin API)', () => {
       const later = await reading(1);
       assert.notEqual(later.apparentPower, 9500, 'the spike is over');
       assert.equal(later.values.ADPS, undefined, 'and the overrun');
+    } finally {
+      await box.close();
+    }
+  });
+});
+
+describe('simulated box: its admin API behind its own password', () => {
+  test('with protection on, /__sim/ answers 401 without the box credentials, and works with them', async () => {
+    const box = await startBox({ user: 'admin', password: 's3cret' });
+    try {
+      const url = `http://127.0.0.1:${box.port}`;
+      const auth = { authorization: `Basic ${Buffer.from('admin:s3cret').toString('base64')}` };
+      for (const p of ['/__sim/state', '/__sim/stats'])
+        assert.equal((await fetch(`${url}${p}`)).status, 401, p);
+      const faults = await fetch(`${url}/__sim/faults`, { method: 'POST', body: '{"status":503}' });
+      assert.equal(faults.status, 401, 'no fault set without the password');
+      assert.equal((await fetch(`${url}/protect/settings/teleinfo1.xml`, { headers: auth })).status, 200);
+      assert.equal((await fetch(`${url}/__sim/state`, { headers: auth })).status, 200);
     } finally {
       await box.close();
     }

@@ -52,14 +52,17 @@ export function escapeStringField(s: string): string {
   return `"${s.replace(NEWLINES, ' ').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** How a label is written as a field: its escaped key (after a comma, and first with none) and whether its numbers
- * are integers. Labels repeat, so this is worked out once per label (bounded: odd labels from odd input are not
- * remembered forever). */
+/** The labels of a water or gas counter's readings (lib/reading.ts counterReading): floats. */
+const COUNTER_FIELDS = new Set(['index', 'day', 'flow']);
+const SOURCES = new Set(['tic-historic', 'tic-standard', 'ecodevices']);
+
+/** How a label is written as a field: its escaped key (after a comma, and first with none) and its type. Labels
+ * repeat, so this is worked out once per label (bounded: odd labels from odd input are not remembered forever). */
 interface FieldKey {
   readonly first: string;
   readonly next: string;
-  readonly integer: boolean;
-  readonly text: boolean;
+  /** From the label table: an integer label, a text label written as a string field, any other text label. */
+  readonly kind: 'int' | 'string' | 'text' | 'unknown';
 }
 const fieldKeys = new Map<string, FieldKey>();
 
@@ -67,19 +70,34 @@ function fieldKey(label: string): FieldKey {
   let k = fieldKeys.get(label);
   if (k === undefined) {
     const key = escapeKey(label);
+    const spec = Object.hasOwn(HISTORIC_LABELS, label)
+      ? HISTORIC_LABELS[label]
+      : Object.hasOwn(STANDARD_LABELS, label)
+        ? STANDARD_LABELS[label]
+        : undefined;
     k = {
       first: `${key}=`,
       next: `,${key}=`,
-      integer: (HISTORIC_LABELS[label] ?? STANDARD_LABELS[label])?.kind === 'int',
-      text: STRING_FIELDS.has(label),
+      kind: spec?.kind === 'int' ? 'int' : STRING_FIELDS.has(label) ? 'string' : spec ? 'text' : 'unknown',
     };
     if (fieldKeys.size < 4096) fieldKeys.set(label, k);
   }
   return k;
 }
 
-/** Throws for a value that does not fit its label's type (an input error of that reading). */
+/**
+ * Throws for a reading InfluxDB would refuse or that would change the schema (an input error of that reading): a
+ * value that does not fit its label's type, a field of the reading that is not of its type.
+ */
 export function readingToLine(reading: Reading, measurement = 'teleinfo'): string {
+  const fail = (what: string) => {
+    throw new Error(`${what} (meter ${String(reading.meter).slice(0, 64)})`);
+  };
+  const time = Date.parse(reading.time);
+  if (!Number.isFinite(time)) fail('a reading without a valid time');
+  if (!SOURCES.has(reading.source)) fail('a reading of no known source');
+  if (reading.phases !== 1 && reading.phases !== 3) fail('phases is 1 or 3');
+  if (typeof reading.overrun !== 'boolean') fail('overrun is true or false');
   let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
   if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
   if (reading.tariffPeriod) line += `,tariff_period=${escapeKey(reading.tariffPeriod)}`;
@@ -87,30 +105,38 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
   // The line is built by appending only (no slicing), so that it is copied once, when the spool writes it.
   let first = true;
   const values = reading.values;
+  const counter = reading.counter !== undefined;
   for (const label in values) {
     const value = values[label];
+    const k = fieldKey(label);
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) continue;
-      const k = fieldKey(label);
-      // A field's type is the label's, never the value's: one float in an integer field is a type conflict
-      // that would cost InfluxDB the whole batch.
-      if (k.integer && !Number.isSafeInteger(value))
-        throw new Error(
-          `${label} is an integer label, got ${value} (meter ${reading.meter} at ${reading.time})`,
-        );
-      line += first ? k.first : k.next;
-      line += k.integer ? `${value}i` : value;
+      // A field's type is the label's, never the value's: one float in an integer field, or a number in a text
+      // field, is a type conflict that would cost InfluxDB the whole batch.
+      if (k.kind === 'int') {
+        if (!Number.isSafeInteger(value)) fail(`${label} is an integer label, got ${value}`);
+        line += first ? k.first : k.next;
+        line += `${value}i`;
+      } else if (k.kind === 'unknown' && counter && COUNTER_FIELDS.has(label)) {
+        line += first ? k.first : k.next;
+        line += value;
+      } else if (k.kind === 'unknown') continue;
+      else fail(`${label} is a text label, got a number`);
       first = false;
-    } else {
-      const k = fieldKey(label);
-      if (!k.text) continue;
+    } else if (k.kind === 'string' && typeof value === 'string') {
       line += first ? k.first : k.next;
       line += escapeStringField(value.trim());
       first = false;
-    }
+    } else if (k.kind === 'int') fail(`${label} is an integer label, got text`);
   }
   if (!first) line += ',';
-  if (reading.apparentPower !== null) line += `apparent_power=${Math.round(reading.apparentPower)}i,`;
-  if (reading.energyTotal !== null) line += `energy_total=${Math.round(reading.energyTotal)}i,`;
-  return `${line}phases=${reading.phases}i,overrun=${reading.overrun} ${Date.parse(reading.time)}`;
+  for (const [field, value] of [
+    ['apparent_power', reading.apparentPower],
+    ['energy_total', reading.energyTotal],
+  ] as const) {
+    if (value === null) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`${field} is a number`);
+    line += `${field}=${Math.round(value)}i,`;
+  }
+  return `${line}phases=${reading.phases}i,overrun=${reading.overrun} ${time}`;
 }

@@ -3,6 +3,7 @@ import { backoffDelay, sleep, type BackoffPolicy } from '../retry';
 import { checkRecordSizes, TurnBatcher, type Spool, type SpoolBatch, type Waiter } from '../spool';
 import { CompletionLedger } from './completion';
 import { DeadLetterFile } from './dead-letter';
+import { SpoolShares } from './shares';
 import type { InfluxTransport, LineBatch, WriteResult } from './transport';
 
 /**
@@ -89,7 +90,17 @@ export class WritePipeline {
   /** How long the last write took: the wait for the next batch to fill. */
   private lastWriteMs = 0;
   private lastError: string | null = null;
-  readonly counters = { written: 0, deadLettered: 0, dropped: 0, batches: 0, retries: 0, bisections: 0 };
+  readonly counters = {
+    written: 0,
+    deadLettered: 0,
+    dropped: 0,
+    /** Lines refused because their Pi held its share of a spool half full. */
+    overShare: 0,
+    batches: 0,
+    retries: 0,
+    bisections: 0,
+  };
+  private readonly shares: SpoolShares;
 
   constructor(
     private readonly spool: Spool,
@@ -98,6 +109,7 @@ export class WritePipeline {
     private readonly listener: PipelineListener,
   ) {
     this.ledger = new CompletionLedger(spool.length);
+    this.shares = new SpoolShares(spool.capacity, spool.length, spool.bytes);
     this.maxBatch = options.batchSize;
     this.deadLetters = new DeadLetterFile(
       path.join(spool.dir, 'dead-letter.jsonl'),
@@ -128,10 +140,23 @@ export class WritePipeline {
   /**
    * Accept lines. They reach the spool file before the next event-loop turn, in one write with the other lines of
    * that turn. `done` is never called before that; it completes when they are written (or rejected, or dropped).
+   * `owner` (the Pi that sent them) holds at most its share of a spool half full: beyond, its lines are refused.
    */
-  accept(lines: readonly string[], done?: Waiter): void {
+  accept(lines: readonly string[], done?: Waiter, owner = ''): void {
     if (this.closing) throw new Error('the InfluxDB writer is closing');
     checkRecordSizes(lines, 'point');
+    let bytes = 0;
+    for (const line of lines) bytes += line.length + 1;
+    if (!this.shares.admits(owner, bytes, this.spool.bytes)) {
+      this.counters.overShare += lines.length;
+      done?.(
+        new Error(
+          `${owner} holds its share of the spool (${this.shares.bytesOf(owner)} bytes of ${this.spool.capacity}) while InfluxDB does not take them: ${lines.length} lines refused`,
+        ),
+      );
+      return;
+    }
+    this.shares.added(owner, lines.length, bytes);
     // Past the ledger's bound, a message completes once its lines survive in the spool.
     const tracked = this.ledger.expect(lines.length, done);
     this.batcher.add(lines, tracked ? undefined : done);
@@ -147,6 +172,7 @@ export class WritePipeline {
         `the spool could not be written; ${lines.length} lines lost: ${(e as Error).message}`,
       );
       this.ledger.refused(lines.length, error);
+      this.shares.withdrawn(lines.length);
       for (const done of waiters) done(error);
       this.counters.dropped += lines.length;
       this.lastError = error.message;
@@ -158,6 +184,7 @@ export class WritePipeline {
     });
     const dropped = this.spool.counters.dropped - droppedBefore;
     if (dropped > 0) {
+      this.shares.removed(dropped);
       this.counters.dropped += dropped;
       this.ledger.released(dropped, new Error(`spool full: the oldest ${dropped} lines were dropped`));
       this.listener.dropped(dropped);
@@ -335,6 +362,7 @@ export class WritePipeline {
       this.listener.rejected(result, lines.length, this.deadLetters.file, stored);
     }
     const released = this.spool.ack(batch.end);
+    this.shares.removed(released);
     // Lines of the batch dropped meanwhile (the spool was full) were released then, from its start.
     const shift = batch.count - released;
     failed.sort((a, b) => a - b);

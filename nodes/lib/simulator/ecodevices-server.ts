@@ -274,9 +274,21 @@ export class EcoDevicesSimulator {
     }, ms);
   }
 
+  /** Whether the request has the box's Basic credentials, when protection is on; answered 401 if not. */
+  private authorized(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (this.config.user === undefined && this.config.password === undefined) return true;
+    const expected = `Basic ${Buffer.from(`${this.config.user ?? ''}:${this.config.password ?? ''}`).toString('base64')}`;
+    if (req.headers.authorization === expected) return true;
+    res.writeHead(401, { 'www-authenticate': 'Basic realm="Protected"', 'content-type': 'text/html' });
+    res.end('<html><body>401 Unauthorized: Password required</body></html>');
+    return false;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sim');
-    if (url.pathname.startsWith('/__sim/')) return this.admin(url, req, res);
+    // The admin API is behind the box's own password when it has one.
+    if (url.pathname.startsWith('/__sim/'))
+      return this.authorized(req, res) ? this.admin(url, req, res) : undefined;
     this.stats.requests++;
     if (this.stats.log.length >= LOG_LIMIT) this.stats.log.shift();
     this.stats.log.push({ path: url.pathname + url.search, at: Date.now() });
@@ -286,13 +298,7 @@ export class EcoDevicesSimulator {
     if (faults.times !== undefined && --faults.times <= 0) this.faults = {};
     if (faults.latencyMs) await new Promise((r) => setTimeout(r, faults.latencyMs));
     if (faults.timeout) return; // the socket stays open until the client gives up
-    if (this.config.user !== undefined || this.config.password !== undefined) {
-      const expected = `Basic ${Buffer.from(`${this.config.user ?? ''}:${this.config.password ?? ''}`).toString('base64')}`;
-      if (req.headers.authorization !== expected) {
-        res.writeHead(401, { 'www-authenticate': 'Basic realm="Protected"', 'content-type': 'text/html' });
-        return void res.end('<html><body>401 Unauthorized: Password required</body></html>');
-      }
-    }
+    if (!this.authorized(req, res)) return;
     if (faults.status) {
       res.writeHead(faults.status, { 'content-type': 'text/html' });
       return void res.end(`<html><body>${faults.status}</body></html>`);

@@ -153,6 +153,11 @@ export class Spool {
     return this.totalLines - this.head.lines;
   }
 
+  /** The most bytes it holds before it drops its oldest records. */
+  get capacity(): number {
+    return this.maxBytes;
+  }
+
   get bytes(): number {
     return this.totalBytes - this.head.offset;
   }
