@@ -147,7 +147,7 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   const settings = path.join(userDir, 'settings.js');
   replaceFile(
     settings,
-    `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port}, role: ${JSON.stringify(role)} });\n`,
+    `module.exports = require(${JSON.stringify(path.join(__dirname, 'node-red-settings.js'))})({ port: ${port}, role: ${JSON.stringify(role)}, userDir: __dirname });\n`,
   );
   const flowFile = path.join(userDir, 'flows.json');
   const credentialFile = path.join(userDir, 'flows_cred.json');

@@ -7,6 +7,7 @@
 //   NODE_RED_CREDENTIAL_SECRET  the key flows_cred.json is encrypted with
 //   PI_CORE_NODES               `all`: a Pi loads every core node (by default not those listed in PI_LEAN_EXCLUDES)
 // An instance listening beyond loopback without the last two is refused here, whoever starts Node-RED with them.
+const fs = require('node:fs');
 const path = require('node:path');
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -30,25 +31,48 @@ function checkSecurity(env) {
 }
 
 /**
- * Core node files a Pi does not load: the Pi flow uses none of them, and their libraries (tough-cookie, form-data
- * and hpagent for http request; cheerio, xml2js, js-yaml, ws…) are loaded at start whether used or not. Node-RED with
- * no flow and the Pi's Node flags: 93 MiB resident with every core node, 88 without http request alone. The
- * common ones stay (function, change, file, http in, json, template). PI_CORE_NODES=all loads every core node.
+ * Core node files a Pi does not load, with the types each registers: the Pi flow uses none of them, and their
+ * libraries (tough-cookie, form-data and hpagent for http request; cheerio, xml2js, js-yaml, ws…) are loaded at start
+ * whether used or not. Node-RED with no flow and the Pi's Node flags: 93 MiB resident with every core node, 88 without
+ * http request alone. The common ones stay (function, change, file, http in, json, template). A file whose types the
+ * userDir's flows use is loaded after all (a flow of an earlier version, or one edited in the editor, starts as it
+ * is); PI_CORE_NODES=all loads every core node.
  */
-const PI_LEAN_EXCLUDES = [
-  '21-httprequest.js',
-  '22-websocket.js',
-  '31-tcpin.js',
-  '32-udp.js',
-  '23-watch.js',
-  '90-exec.js',
-  '70-CSV.js',
-  '70-HTML.js',
-  '70-XML.js',
-  '70-YAML.js',
-];
+const PI_LEAN_EXCLUDES = {
+  '21-httprequest.js': ['http request'],
+  '22-websocket.js': ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'],
+  '31-tcpin.js': ['tcp in', 'tcp out', 'tcp request'],
+  '32-udp.js': ['udp in', 'udp out'],
+  '23-watch.js': ['watch'],
+  '90-exec.js': ['exec'],
+  '70-CSV.js': ['csv'],
+  '70-HTML.js': ['html'],
+  '70-XML.js': ['xml'],
+  '70-YAML.js': ['yaml'],
+};
 
-function settings({ port, role = 'server', flowFile = 'flows.json', logLevel = 'info', env = process.env }) {
+/** The lean Pi's excluded files, but those whose types the flows in `flowsFile` use. */
+function leanExcludes(flowsFile) {
+  const used = new Set();
+  try {
+    for (const node of JSON.parse(fs.readFileSync(flowsFile, 'utf8')))
+      if (node && typeof node.type === 'string') used.add(node.type);
+  } catch {
+    // No flows yet (a first start seeds the shipped one), or unreadable ones: Node-RED says so itself.
+  }
+  return Object.keys(PI_LEAN_EXCLUDES).filter(
+    (file) => !PI_LEAN_EXCLUDES[file].some((type) => used.has(type)),
+  );
+}
+
+function settings({
+  port,
+  role = 'server',
+  flowFile = 'flows.json',
+  logLevel = 'info',
+  env = process.env,
+  userDir,
+}) {
   checkSecurity(env);
   const hash = env.NODE_RED_ADMIN_HASH;
   const user = env.NODE_RED_ADMIN_USER || 'admin';
@@ -66,7 +90,9 @@ function settings({ port, role = 'server', flowFile = 'flows.json', logLevel = '
         }
       : {}),
     nodesDir: [path.resolve(__dirname, '..')],
-    ...(role === 'pi' && env.PI_CORE_NODES !== 'all' ? { nodesExcludes: PI_LEAN_EXCLUDES } : {}),
+    ...(role === 'pi' && env.PI_CORE_NODES !== 'all'
+      ? { nodesExcludes: leanExcludes(path.join(userDir ?? '', flowFile)) }
+      : {}),
     // Context on disk (userDir/context, flushed every 30 s and at shutdown): teleinfo-alert's active alerts and the
     // server's Pi status survive a restart.
     contextStorage: { default: { module: 'localfilesystem' } },

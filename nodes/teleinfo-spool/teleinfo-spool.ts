@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
@@ -45,6 +46,7 @@ export = function register(RED: NodeAPI): void {
     const overlapS = Number(config.overlap ?? 60);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
     const dir = spoolDir(path.join(userDir, 'teleinfo-spool'), node.id);
+    if (config.type === RENAMED_FROM) adoptRenamed(node, userDir, dir, topicTemplate);
     let invalid = 0;
     // Scheduled from the spool's callbacks while it opens; rendered once it is open.
     const status = new ThrottledStatus(node, () => render());
@@ -219,5 +221,24 @@ export = function register(RED: NodeAPI): void {
     return typeof (msg as Partial<AckMessage>)._spool === 'number';
   }
 
+  /**
+   * A node of the type's name before 0.2.0 runs as teleinfo-spool, says once that it was renamed, keeps the
+   * backlog its spool held under the old folder, and says when its topic is one servers no longer admit.
+   */
+  function adoptRenamed(node: Node, userDir: string, dir: string, topic: string): void {
+    node.warn(RED._('teleinfo-spool.log.renamed', { from: RENAMED_FROM }));
+    const old = spoolDir(path.join(userDir, RENAMED_FROM), node.id);
+    if (fs.existsSync(old) && !fs.existsSync(dir)) {
+      fs.mkdirSync(path.dirname(dir), { recursive: true });
+      fs.renameSync(old, dir);
+      node.warn(RED._('teleinfo-spool.log.movedSpool', { from: old, to: dir }));
+    }
+    if (topic.split('/').length !== 4) node.warn(RED._('teleinfo-spool.log.oldTopic', { topic }));
+  }
+
   RED.nodes.registerType('teleinfo-spool', TeleinfoSpool);
+  RED.nodes.registerType(RENAMED_FROM, TeleinfoSpool);
 };
+
+/** The type teleinfo-spool had before 0.2.0, still registered so that a flow of then starts. */
+const RENAMED_FROM = 'teleinfo-buffer';

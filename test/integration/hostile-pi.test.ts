@@ -140,7 +140,6 @@ describe(
     });
 
     after(async () => {
-      if (process.env.HOSTILE_LOG) fs.writeFileSync(process.env.HOSTILE_LOG, serverLog());
       for (const c of clients) await c.endAsync(true).catch(() => undefined);
       if (site) await stopSite(site);
       fs.rmSync(tlsDir, { recursive: true, force: true });

@@ -34,7 +34,7 @@ export async function startNodeRed(
   const settings = path.join(dir, 'settings.js');
   fs.writeFileSync(
     settings,
-    `const settings = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port}, role: '${options.role ?? 'server'}' });\n` +
+    `const settings = require(${JSON.stringify(path.join(ROOT, 'scripts', 'node-red-settings.js'))})({ port: ${port}, role: '${options.role ?? 'server'}', userDir: __dirname });\n` +
       (options.installed ? 'delete settings.nodesDir;\n' : '') +
       'module.exports = settings;\n',
   );

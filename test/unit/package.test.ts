@@ -23,6 +23,7 @@ test('npm pack: a prepack build, and a tarball with only what users need and eve
     [...files].map((f) => (f.startsWith('dist/') ? f.split('/').slice(0, 2).join('/') : f.split('/')[0])),
   );
   assert.deepEqual([...tops].sort(), [
+    'CHANGELOG.md',
     'LICENSE',
     'README.md',
     'bin',
