@@ -90,14 +90,11 @@ function fieldKey(label: string): FieldKey {
  * value that does not fit its label's type, a field of the reading that is not of its type.
  */
 export function readingToLine(reading: Reading, measurement = 'teleinfo'): string {
-  const fail = (what: string) => {
-    throw new Error(`${what} (meter ${String(reading.meter).slice(0, 64)})`);
-  };
   const time = Date.parse(reading.time);
-  if (!Number.isFinite(time)) fail('a reading without a valid time');
-  if (!SOURCES.has(reading.source)) fail('a reading of no known source');
-  if (reading.phases !== 1 && reading.phases !== 3) fail('phases is 1 or 3');
-  if (typeof reading.overrun !== 'boolean') fail('overrun is true or false');
+  if (!Number.isFinite(time)) refuse(reading, 'a reading without a valid time');
+  if (!SOURCES.has(reading.source)) refuse(reading, 'a reading of no known source');
+  if (reading.phases !== 1 && reading.phases !== 3) refuse(reading, 'phases is 1 or 3');
+  if (typeof reading.overrun !== 'boolean') refuse(reading, 'overrun is true or false');
   let line = `${escapeMeasurement(measurement)},meter=${escapeKey(reading.meter)},source=${reading.source}`;
   if (reading.tariffOption) line += `,tariff_option=${escapeKey(reading.tariffOption)}`;
   if (reading.tariffPeriod) line += `,tariff_period=${escapeKey(reading.tariffPeriod)}`;
@@ -114,29 +111,35 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
       // A field's type is the label's, never the value's: one float in an integer field, or a number in a text
       // field, is a type conflict that would cost InfluxDB the whole batch.
       if (k.kind === 'int') {
-        if (!Number.isSafeInteger(value)) fail(`${label} is an integer label, got ${value}`);
+        if (!Number.isSafeInteger(value)) refuse(reading, `${label} is an integer label, got ${value}`);
         line += first ? k.first : k.next;
         line += `${value}i`;
       } else if (k.kind === 'unknown' && counter && COUNTER_FIELDS.has(label)) {
         line += first ? k.first : k.next;
         line += value;
       } else if (k.kind === 'unknown') continue;
-      else fail(`${label} is a text label, got a number`);
+      else refuse(reading, `${label} is a text label, got a number`);
       first = false;
     } else if (k.kind === 'string' && typeof value === 'string') {
       line += first ? k.first : k.next;
       line += escapeStringField(value.trim());
       first = false;
-    } else if (k.kind === 'int') fail(`${label} is an integer label, got text`);
+    } else if (k.kind === 'int') refuse(reading, `${label} is an integer label, got text`);
   }
   if (!first) line += ',';
-  for (const [field, value] of [
-    ['apparent_power', reading.apparentPower],
-    ['energy_total', reading.energyTotal],
-  ] as const) {
-    if (value === null) continue;
-    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`${field} is a number`);
-    line += `${field}=${Math.round(value)}i,`;
-  }
+  if (reading.apparentPower !== null)
+    line += `apparent_power=${whole(reading, 'apparent_power', reading.apparentPower)}i,`;
+  if (reading.energyTotal !== null)
+    line += `energy_total=${whole(reading, 'energy_total', reading.energyTotal)}i,`;
   return `${line}phases=${reading.phases}i,overrun=${reading.overrun} ${time}`;
+}
+
+function refuse(reading: Reading, what: string): never {
+  throw new Error(`${what} (meter ${String(reading.meter).slice(0, 64)})`);
+}
+
+/** A derived number field, rounded to an integer; a reading whose field is not a number is refused. */
+function whole(reading: Reading, field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) refuse(reading, `${field} is a number`);
+  return Math.round(value);
 }
