@@ -108,8 +108,10 @@ async function seedShapeServer(broker: Mosquitto, influxd: Influxd, db: string) 
 }
 
 async function count(influxd: Influxd, db: string): Promise<number> {
-  const r = await influxd.query('SELECT count("phases") FROM teleinfo', db);
-  return (r.results[0]?.series?.[0]?.values[0]?.[1] as number | undefined) ?? 0;
+  // Meters' points have phases, water and gas counters' an index.
+  const r = await influxd.query('SELECT count("phases"), count("index") FROM teleinfo', db);
+  const [, meters, counters] = (r.results[0]?.series?.[0]?.values[0] ?? []) as (number | null)[];
+  return (meters ?? 0) + (counters ?? 0);
 }
 
 interface Run {
@@ -172,7 +174,7 @@ async function run(
     )
     .join(', ');
   // The k-th point (by its own time) became queryable at the first sample counting at least k points.
-  const r = await influxd.query('SELECT "phases" FROM teleinfo', db);
+  const r = await influxd.query('SELECT "phases", "index" FROM teleinfo', db);
   const times = ((r.results[0]?.series?.[0]?.values ?? []) as [number][])
     .map(([t]) => t)
     .sort((a, b) => a - b);

@@ -81,6 +81,11 @@ const TEXT = /^[\x20-\x7e]{0,98}$/;
 const HEX_WORD = /^[0-9A-Fa-f]{8}$/;
 const MAX_LABELS = 128;
 const COUNTER_LABELS = new Set(['index', 'day', 'flow']);
+/**
+ * Tariff tags (option and period together) one meter may have: each is a series in InfluxDB, and a Pi could otherwise
+ * make one per reading of its own meters. A real meter has a few (Tempo: six periods, one option).
+ */
+const MAX_TARIFF_TAGS = 32;
 
 /** Whether a topic has a reading topic's levels, whatever its ids: a retained one there is to be cleared. */
 export function isReadingTopicShape(topic: string): boolean {
@@ -168,6 +173,8 @@ function admitReading(
         throw new Refused('label', `${label} of a counter is a number`);
       values[label] = value;
     }
+    if (Object.keys(values).length === 0)
+      throw new Refused('label', 'a counter reading without index, day or flow');
     return counterReading(meter, time, { input: counter.input, name: counter.name }, values);
   }
 
@@ -282,10 +289,24 @@ export class Admission {
     ...(Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>),
   };
 
+  /** Each bound meter's tariff tags seen since the start (bounded: bound meters, MAX_TARIFF_TAGS each). */
+  private readonly tariffTags = new Map<string, Set<string>>();
+
   constructor(
     readonly limits: AdmissionLimits,
     readonly bindings: MeterBindings,
   ) {}
+
+  /** Whether a reading's tariff tags are ones its meter has, or it has room for them. */
+  private knownTariff(reading: Reading): boolean {
+    const key = `${reading.tariffOption ?? ''}\n${reading.tariffPeriod ?? ''}`;
+    let tags = this.tariffTags.get(reading.meter);
+    if (!tags) this.tariffTags.set(reading.meter, (tags = new Set()));
+    if (tags.has(key)) return true;
+    if (tags.size >= MAX_TARIFF_TAGS) return false;
+    tags.add(key);
+    return true;
+  }
 
   /** One MQTT message from a Pi: its topic and its payload as the broker delivered it (text or bytes). */
   admit(topic: string, payload: unknown, now: number): AdmissionOutcome {
@@ -344,6 +365,17 @@ export class Admission {
             : `no room for another Pi (at most ${this.limits.maxPis})`;
       refusals.push({ reason: binding, detail: `${pi}: ${why}` });
       return { pi, readings: [], refusals, unknownLabels: 0 };
+    }
+    const admitted = readings.filter((r) => this.knownTariff(r));
+    if (admitted.length < readings.length) {
+      const n = readings.length - admitted.length;
+      this.counters.label += n;
+      refusals.push({
+        reason: 'label',
+        detail: `${pi}, meter ${meter}: ${n} readings with a tariff beyond the ${MAX_TARIFF_TAGS} this meter may have`,
+      });
+      readings.length = 0;
+      readings.push(...admitted);
     }
     this.counters.accepted += readings.length;
     this.counters.unknownLabels += unknown.n;

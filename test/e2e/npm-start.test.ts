@@ -146,7 +146,9 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
           await waitFor(
             'readings in InfluxDB',
             async () => {
-              const q = encodeURIComponent('SELECT count("phases") FROM teleinfo GROUP BY "meter"');
+              const q = encodeURIComponent(
+                'SELECT count("phases"), count("index") FROM teleinfo GROUP BY "meter"',
+              );
               const res = await fetch(`${influx}/query?db=teleinfo&q=${q}`);
               const json = (await res.json()) as { results: { series?: unknown[] }[] };
               meters = json.results[0]?.series?.length ?? 0;

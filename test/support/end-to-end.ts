@@ -276,7 +276,8 @@ export async function storedKeys(
   site: Pick<Site, 'influxd' | 'database'>,
 ): Promise<Map<string, number | null>> {
   const r = await site.influxd.query(
-    'SELECT "phases", "energy_total" FROM teleinfo GROUP BY "meter"',
+    // A counter's points have neither phases nor energy_total: its index finds them.
+    'SELECT "phases", "energy_total", "index" FROM teleinfo GROUP BY "meter"',
     site.database,
     `admin:${PASSWORD}`,
   );

@@ -57,7 +57,7 @@ const honestReading = fc
   });
 
 /** Our line protocol, strictly: nothing unescaped can hide in a tag or a field. */
-const TAG_VALUE = String.raw`(?:[^ ,=\\]|\\[ ,=])+`;
+const TAG_VALUE = String.raw`(?:[^ ,=\\]|\\[ ,=]|\\(?=[^ ,=]))+`;
 const FIELD = String.raw`[A-Za-z0-9_+-]+=(?:-?\d+i|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|"(?:[^"\\]|\\["\\])*"|true|false)`;
 const LINE = new RegExp(
   String.raw`^teleinfo,meter=[A-Za-z0-9._-]+,source=(?:tic-historic|tic-standard|ecodevices)(?:,tariff_option=${TAG_VALUE})?(?:,tariff_period=${TAG_VALUE})? ${FIELD}(?:,${FIELD})* \d+$`,
@@ -72,7 +72,10 @@ describe('admission of readings from untrusted Pis', () => {
           const outcome = a.admit(topic('pi-1', r.meter), JSON.stringify(r), NOW);
           assert.deepEqual(outcome.refusals, []);
           assert.deepEqual(outcome.readings, [JSON.parse(JSON.stringify(r))]);
-          assert.match(readingToLine(outcome.readings[0]), LINE);
+          const line = readingToLine(outcome.readings[0]);
+          assert.match(line, LINE);
+          // A water or gas counter has no phases and no overrun.
+          assert.equal(/ phases=|,phases=|overrun=/.test(line), r.counter === undefined, line);
         }
       }),
       { numRuns: 300 },
@@ -288,6 +291,34 @@ describe('admission of readings from untrusted Pis', () => {
     const few = new MeterBindings({ metersPerPi: 2, maxPis: 1 });
     assert.equal(few.check('a', 'm'), null);
     assert.equal(few.check('b', 'n'), 'pi-quota');
+  });
+
+  test("a meter's tariff tags are bounded: a Pi cannot make a series per reading of its own meter", () => {
+    const a = admission();
+    const base = (ptec: string, i: number) => ({
+      meter: 'm1',
+      source: 'tic-historic',
+      time: new Date(NOW - i * 1000).toISOString(),
+      values: {
+        ADCO: 'm1',
+        OPTARIF: 'BASE',
+        ISOUSC: 45,
+        BASE: 1000 + i,
+        PTEC: ptec,
+        IINST: 1,
+        IMAX: 90,
+        PAPP: 200,
+      },
+    });
+    const periods = new Set<string>();
+    for (let i = 0; i < 100; i++) {
+      const outcome = a.admit(topic('pi-1', 'm1'), JSON.stringify(base(`X${i}`, i)), NOW);
+      for (const r of outcome.readings) periods.add(String(r.tariffPeriod));
+    }
+    assert.equal(periods.size, 32);
+    assert.equal(a.counters.label, 68);
+    // The tags it has keep coming in.
+    assert.equal(a.admit(topic('pi-1', 'm1'), JSON.stringify(base('X3', 500)), NOW).readings.length, 1);
   });
 
   test('readingTopic takes ids only', () => {

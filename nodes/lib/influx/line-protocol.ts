@@ -131,6 +131,11 @@ export function readingToLine(reading: Reading, measurement = 'teleinfo'): strin
     line += `apparent_power=${whole(reading, 'apparent_power', reading.apparentPower)}i,`;
   if (reading.energyTotal !== null)
     line += `energy_total=${whole(reading, 'energy_total', reading.energyTotal)}i,`;
+  // A water or gas counter has no phases and no power to overrun: its fields are its own.
+  if (counter) {
+    if (first) refuse(reading, 'a counter reading without its index, day or flow');
+    return `${line.slice(0, -1)} ${time}`;
+  }
   return `${line}phases=${reading.phases}i,overrun=${reading.overrun} ${time}`;
 }
 
