@@ -262,7 +262,7 @@ async function main(): Promise<void> {
         `round ${round}: raw ${Math.round(baseline.rate)}/s (influxd CPU ${baseline.cpu.influxd.toFixed(2)} s), raw 2 in flight ${Math.round(raw2.rate)}/s; influx-teleinfo-out one reading per message ${Math.round(ours.rate)}/s (${pct(ours.rate, baseline.rate)} of raw, Node-RED CPU ${ours.cpu.nr.toFixed(2)} s, influxd ${ours.cpu.influxd.toFixed(2)} s, peak RSS ${ours.peak.toFixed(0)} MiB), 100 per message ${Math.round(ours100.rate)}/s (${pct(ours100.rate, baseline.rate)} of raw, ${pct(ours100.rate, raw2.rate)} of raw 2 in flight, Node-RED CPU ${ours100.cpu.nr.toFixed(2)} s)`,
       );
     }
-    // Contrib one per message takes issue 16's burst of 100,000 readings (a third of ours: it is slow);
+    // Contrib one per message takes a burst of 100,000 readings (a third of ours: it is slow);
     // BENCH_CONTRIB_READINGS=300000 gives it the same burst as ours (a few minutes).
     const nContrib = Number(process.env.BENCH_CONTRIB_READINGS) || Math.max(1000, Math.round(N / 3));
     const contrib = await throughNodeRed(influx, nodeArgs, 'contrib', nContrib, 'bench_contrib');
