@@ -16,6 +16,7 @@ import { Bridge, containersSkip, startContainer } from '../support/container';
 import { composeConfig, DockerHost, type ComposeProject, type ComposeService } from '../support/docker-host';
 import { ROOT } from '../support/fixtures';
 import { buildContext, buildNodeRedImage, groupId, influxdbImage, mosquittoImage } from '../support/images';
+import { editorToken } from '../support/node-red-process';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
 
 /**
@@ -89,22 +90,6 @@ function cleanCheckout(dir: string): string {
     .filter((f) => f && fs.existsSync(path.join(ROOT, f)));
   for (const f of files) fs.cpSync(path.join(ROOT, f), path.join(dir, f));
   return dir;
-}
-
-/** An admin API token for the editor's login, or null if refused. */
-async function token(editor: string, password: string): Promise<string | null> {
-  const res = await fetch(`${editor}/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      client_id: 'node-red-admin',
-      grant_type: 'password',
-      scope: '*',
-      username: 'admin',
-      password,
-    }),
-  });
-  return res.ok ? ((await res.json()) as { access_token: string }).access_token : null;
 }
 
 interface Influx {
@@ -489,8 +474,8 @@ describe(
       );
 
       const editor = `http://${server.ip('node-red-server')}:1880`;
-      assert.equal(await token(editor, EDITOR_PASSWORD), null, "the editor's old password");
-      assert.ok(await token(editor, 'editor-pass-2'));
+      assert.equal(await editorToken(editor, EDITOR_PASSWORD), null, "the editor's old password");
+      assert.ok(await editorToken(editor, 'editor-pass-2'));
       await assert.rejects(
         mqtt.connectAsync(`mqtts://${server.ip('mosquitto')}:8883`, {
           ca: fs.readFileSync(path.join(checkout, 'docker', 'certs', 'ca.crt')),
@@ -515,7 +500,7 @@ describe(
       ).map((n) => n.id);
       const editor = () => `http://${server.ip('node-red-server')}:1880`;
       const deployEdit = async () => {
-        const bearer = (await token(editor(), 'editor-pass-2'))!;
+        const bearer = (await editorToken(editor(), 'editor-pass-2'))!;
         const headers = { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' };
         const flows = (await (await fetch(`${editor()}/flows`, { headers })).json()) as object[];
         const res = await fetch(`${editor()}/flows`, {

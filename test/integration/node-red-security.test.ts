@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { ROOT } from '../support/fixtures';
+import { editorToken } from '../support/node-red-process';
 import { freePort, stopper, tcpOpen, tempDir, waitFor } from '../support/services';
 
 /**
@@ -80,20 +81,6 @@ describe('the Node-RED launcher of the images, secured', () => {
       INFLUX_URL: 'http://127.0.0.1:9',
     };
     const api = `http://127.0.0.1:${port}`;
-    const token = async (password: string) => {
-      const res = await fetch(`${api}/auth/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          client_id: 'node-red-admin',
-          grant_type: 'password',
-          scope: '*',
-          username: 'admin',
-          password,
-        }),
-      });
-      return res.ok ? ((await res.json()) as { access_token: string }).access_token : null;
-    };
     const flows = async (bearer: string) => {
       const res = await fetch(`${api}/flows`, { headers: { authorization: `Bearer ${bearer}` } });
       assert.equal(res.status, 200);
@@ -107,8 +94,8 @@ describe('the Node-RED launcher of the images, secured', () => {
       assert.equal(fs.readlinkSync(`/proc/${nr.pid}/exe`), fs.realpathSync(process.execPath));
       assert.match(fs.readFileSync(`/proc/${nr.pid}/cmdline`, 'utf8'), /^node-red/);
       assert.equal((await fetch(`${api}/flows`)).status, 401, 'the admin API without a token');
-      assert.equal(await token('wrong-pass'), null, 'a wrong password gets no token');
-      const bearer = (await token('editor-pass'))!;
+      assert.equal(await editorToken(api, 'wrong-pass'), null, 'a wrong password gets no token');
+      const bearer = (await editorToken(api, 'editor-pass'))!;
       assert.ok(bearer, 'the right password gets a token');
       const deployed = await flows(bearer);
       assert.ok(deployed.some((n) => n.id === 'srv-influx'));
@@ -162,7 +149,7 @@ describe('the Node-RED launcher of the images, secured', () => {
       await nr.stop();
       nr = launcher(dir, port, env);
       await waitFor('the editor again', () => tcpOpen(port), 30_000);
-      const again = await flows((await token('editor-pass'))!);
+      const again = await flows((await editorToken(api, 'editor-pass'))!);
       assert.ok(
         again.some((n) => (n as { label?: string }).label === 'edited in the editor'),
         'the launcher kept what was deployed',
@@ -172,7 +159,7 @@ describe('the Node-RED launcher of the images, secured', () => {
       await nr.stop();
       nr = launcher(dir, port, env, ['--reseed']);
       await waitFor('the editor once more', () => tcpOpen(port), 30_000);
-      const reseeded = await flows((await token('editor-pass'))!);
+      const reseeded = await flows((await editorToken(api, 'editor-pass'))!);
       assert.equal(
         reseeded.some((n) => (n as { label?: string }).label === 'edited in the editor'),
         false,
