@@ -1,19 +1,27 @@
 /**
  * npm run bench:fleet — a fleet on one machine: FLEET_METERS simulated meters (default 10,000, mixed contracts, one
- * reading every 10 s each) behind FLEET_PIS Pis (default 50), played by one load generator that speaks the Pi's
- * exact MQTT protocol (MQTT 5, a session and a will per Pi, its retained status, QoS 1 JSON readings on
- * teleinfo/<pi>/<meter>/reading) → mosquitto (project settings) → 1, 2, then 3 server instances (flows/server.json)
- * on the shared subscription → influxd. For each server count:
+ * reading every 10 s each) behind FLEET_PIS Pis (default 50), played by one load generator in which each Pi runs the
+ * Pi's own spool and forwarder (teleinfo-spool's SpoolForwarder on a spool on disk, released as FLEET_RELEASE says:
+ * `server`, the shipped flows, or `broker` with a 10-minute overlap, as before end-to-end acknowledgement) and speaks
+ * its MQTT protocol (MQTT 5, a session and a will per Pi, its retained status, QoS 1 JSON readings on
+ * teleinfo/<pi>/<meter>/reading with their numbers, its acknowledgements and the replay requests) → mosquitto
+ * (project settings) → 1, 2, then 3 server instances (flows/server.json; with `broker`, their sessions persistent as
+ * they were) on the shared subscription → influxd. For each server count:
  *   paced: FLEET_SECONDS (default 600) at the fleet's rate: stored = sent, latency p50/p99 from a reading's own
- *          time to its point being queryable, CPU of each component, broker peak RSS;
+ *          time to its point being queryable, CPU of each component and per 1,000 readings, broker peak RSS;
  *   burst: FLEET_BURST readings (default 30,000) as fast as the Pis' MQTT sessions take them: the chain's readings/s,
- *          the curve against the server count.
+ *          the curve against the server count;
+ *   restarts (one server): the fleet's pace while the servers restart, then the broker: the readings the Pis sent
+ *          again after each, and stored = sent.
  * First, influxd's ceiling for these points: the burst's readings as raw line protocol with nothing else running.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { readingToLine, type Reading } from '../nodes/lib';
+import { parseAck } from '../nodes/lib/acknowledgement';
+import { messageRecord, recordMessages, Spool } from '../nodes/lib/spool';
+import { isReplayRequest, SpoolForwarder, type ReleaseOn } from '../nodes/lib/spool-forwarder';
 import { TeleinfoParser } from '../nodes/lib/teleinfo-parser';
 import { SimulatedMeter, type Contract } from '../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../nodes/lib/tic/encoder';
@@ -32,6 +40,9 @@ const SERVERS = (process.env.FLEET_SERVERS ?? '1,2,3').split(',').map(Number);
 const CONTRACTS: Contract[] = ['BASE', 'HC', 'EJP', 'TEMPO'];
 /** FLEET_HA=on enables the server flow's Home Assistant discovery node (disabled as shipped; ~25 retained configs per meter). */
 const HA = process.env.FLEET_HA === 'on';
+/** How long the fleet runs before the servers restart, and after each restart. */
+const RESTART_SECONDS = Number(process.env.FLEET_RESTART_SECONDS) || 30;
+const RELEASE: ReleaseOn = process.env.FLEET_RELEASE === 'broker' ? 'broker' : 'server';
 /** Added to each server's Node flags. */
 const SERVER_NODE_ARGS = benchNodeArgs();
 
@@ -39,10 +50,19 @@ function serverFlows(): unknown[] {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {
     id: string;
     d?: boolean;
+    qos?: string;
   }[];
   const ha = flows.find((n) => n.id === 'srv-ha')!;
   if (HA) delete ha.d;
   else ha.d = true;
+  // FLEET_SERVER_QOS=0: the servers subscribe at QoS 0 (what the broker's per-message acknowledgements cost).
+  if (process.env.FLEET_SERVER_QOS === '0') flows.find((n) => n.id === 'srv-readings')!.qos = '0';
+  // As before end-to-end acknowledgement: the broker kept readings for a server that was down.
+  if (RELEASE === 'broker')
+    Object.assign(
+      flows.find((n) => n.id === 'srv-broker')!,
+      { cleansession: false, sessionExpiry: '604800' },
+    );
   // The load generator's Pis each carry METERS / PIS meters, more than a real Pi's few.
   Object.assign(
     flows.find((n) => n.id === 'srv-admit')!,
@@ -76,28 +96,87 @@ function templates(): Reading[] {
 }
 
 class Fleet {
+  /** Readings offered to the Pis' spools. */
   sent = 0;
-  acked = 0;
-  private readonly pis: MqttClient[] = [];
+  private readonly pis: { client: MqttClient; forwarder: SpoolForwarder }[] = [];
   private readonly lastTime: number[] = [];
-  constructor(private readonly readings: Reading[]) {}
+  constructor(
+    private readonly readings: Reading[],
+    private readonly dir: string,
+  ) {}
 
   async connect(url: string): Promise<void> {
     for (let p = 0; p < PIS; p++) {
-      const status = `teleinfo/fleet-${p}/status`;
+      const pi = `fleet-${p}`;
+      const status = `teleinfo/${pi}/status`;
       const client = await connectAsync(url, {
         protocolVersion: 5,
-        clientId: `teleinfo-fleet-${p}`,
+        clientId: `teleinfo-${pi}`,
         clean: true,
+        reconnectPeriod: 1000,
         will: { topic: status, payload: Buffer.from('offline'), qos: 1, retain: true },
       });
+      const spool = new Spool(path.join(this.dir, pi), {
+        maxBytes: 500 * 1024 * 1024,
+        durability: 'process',
+      });
+      // The shipped Pi flow's settings: 100 readings a message, 1,000 in flight.
+      const forwarder = new SpoolForwarder(
+        spool,
+        { release: RELEASE, overlapMs: 600_000, stallMs: 120_000, window: 1000, replayBatch: 1000 },
+        (records, seqs, token) => {
+          const { messages, refused } = recordMessages(
+            records,
+            100,
+            RELEASE === 'server' ? { stream: spool.stream, seqs } : null,
+          );
+          for (const m of messages)
+            client.publish(
+              m.topic,
+              m.payload,
+              { qos: 1, properties: m.userProperties ? { userProperties: m.userProperties } : undefined },
+              (err) => {
+                if (!err) forwarder.acknowledged(token);
+              },
+            );
+          return { messages: messages.length, refused };
+        },
+      );
+      client.on('message', (topic, payload) => {
+        if (topic === 'teleinfo/replay') {
+          const request = JSON.parse(payload.toString()) as unknown;
+          if (isReplayRequest(request)) forwarder.replayRequested();
+          return;
+        }
+        const acks = parseAck(payload, 10_000);
+        if (typeof acks !== 'string') for (const a of acks) forwarder.serverAcked(a.stream, a.ranges);
+      });
+      const subscribe = () => client.subscribe([`teleinfo/${pi}/ack`, 'teleinfo/replay'], { qos: 1 });
+      client.on('connect', () => {
+        subscribe();
+        void client.publishAsync(status, 'online', { qos: 1, retain: true }).catch(() => undefined);
+        forwarder.setLink(true);
+      });
+      client.on('close', () => forwarder.setLink(false));
+      subscribe();
       await client.publishAsync(status, 'online', { qos: 1, retain: true });
-      this.pis.push(client);
+      forwarder.setLink(true);
+      this.pis.push({ client, forwarder });
     }
   }
 
-  /** Reading number `k` of the run: meter k mod METERS, at this instant, published by its Pi. */
-  publish(k: number): Promise<void> {
+  /** Readings the Pis sent again (a replay after a link drop, a replay request or a stall). */
+  get resent(): number {
+    return this.pis.reduce((n, p) => n + p.forwarder.counters.replayed, 0);
+  }
+
+  /** Readings offered and not yet acknowledged by the broker (the burst's flow control). */
+  get inFlight(): number {
+    return this.pis.reduce((n, p) => n + p.forwarder.inFlight, 0);
+  }
+
+  /** Reading number `k` of the run: meter k mod METERS, at this instant, offered to its Pi's spool. */
+  publish(k: number): void {
     const i = k % this.readings.length;
     const r = this.readings[i];
     // Its own time, never twice the same for a meter: the same series and time would overwrite a point.
@@ -113,17 +192,14 @@ class Fleet {
     };
     const pi = i % PIS;
     this.sent++;
-    return this.pis[pi]
-      .publishAsync(`teleinfo/fleet-${pi}/${r.meter}/reading`, JSON.stringify(reading), {
-        qos: 1,
-      })
-      .then(() => {
-        this.acked++;
-      });
+    this.pis[pi].forwarder.offer([messageRecord(`teleinfo/fleet-${pi}/${r.meter}/reading`, reading)]);
   }
 
   async close(): Promise<void> {
-    for (const c of this.pis) await c.endAsync();
+    for (const { client, forwarder } of this.pis) {
+      forwarder.close();
+      await client.endAsync();
+    }
   }
 }
 
@@ -167,10 +243,25 @@ const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p
 
 async function main(): Promise<void> {
   const readings = templates();
-  const mosquitto = await startMosquitto({ global: projectBrokerSettings() });
+  const brokerDir = tempDir('fleet-mosquitto');
+  let mosquitto = await startMosquitto({ dir: brokerDir, global: projectBrokerSettings() });
   const influxd = await startInfluxd();
-  const dirs: string[] = [];
+  const dirs: string[] = [brokerDir];
   const rows: string[] = [];
+  const restarts: string[] = [];
+  const startServer = (s: number, db: string, dir: string) =>
+    startInstance('server', {
+      nodeArgs: SERVER_NODE_ARGS,
+      dir,
+      flows: serverFlows(),
+      env: {
+        MQTT_URL: mosquitto.url,
+        // The same session for server s in every phase: a stopped server's session would keep its share of the group.
+        MQTT_CLIENT_ID: `teleinfo-fleet-server-${s}`,
+        INFLUX_URL: influxd.url,
+        INFLUX_DB: db,
+      },
+    });
   try {
     const ceiling = await rawCeiling(influxd, readings);
     console.log(`influxd alone, raw line protocol of the burst's ${BURST} readings: ${ceiling}`);
@@ -180,22 +271,11 @@ async function main(): Promise<void> {
         const db = `fleet_${n}_${phase}`;
         await influxd.query(`CREATE DATABASE ${db}`);
         for (let s = 0; s < n; s++) {
-          const server = await startInstance('server', {
-            nodeArgs: SERVER_NODE_ARGS,
-            dir: dirs[dirs.push(tempDir('fleet-server')) - 1],
-            flows: serverFlows(),
-            env: {
-              MQTT_URL: mosquitto.url,
-              // The same session for server s in every phase: a stopped server's session would keep its share of the group.
-              MQTT_CLIENT_ID: `teleinfo-fleet-server-${s}`,
-              INFLUX_URL: influxd.url,
-              INFLUX_DB: db,
-            },
-          });
+          const server = await startServer(s, db, dirs[dirs.push(tempDir('fleet-server')) - 1]);
           servers.push(server);
           await waitFor('a server link', () => server.log().includes('Connected to broker'), 30_000);
         }
-        const fleet = new Fleet(readings);
+        const fleet = new Fleet(readings, dirs[dirs.push(tempDir('fleet-pis')) - 1]);
         await fleet.connect(mosquitto.url);
         const pids = { mosquitto: mosquitto.pid, influxd: influxd.pid, servers: servers.map((s) => s.pid) };
         const cpu0 = {
@@ -216,7 +296,7 @@ async function main(): Promise<void> {
           await new Promise<void>((resolve) => {
             const timer = setInterval(() => {
               due += perTick;
-              while (k < due) void fleet.publish(k++);
+              while (k < due) fleet.publish(k++);
               sentAt.push({ at: Date.now(), sent: fleet.sent });
               brokerPeak = Math.max(brokerPeak, rssMiB(pids.mosquitto));
               if (Date.now() - start >= SECONDS * 1000) {
@@ -230,9 +310,9 @@ async function main(): Promise<void> {
             }, 500);
           });
         } else {
-          // As fast as the sessions take it: at most 2,000 unacknowledged messages in flight overall.
+          // As fast as the Pis' spools and MQTT sessions take it: each Pi at most 1,000 readings in flight.
           while (k < BURST) {
-            while (k < BURST && fleet.sent - fleet.acked < 2000) void fleet.publish(k++);
+            for (const until = Math.min(BURST, k + 2000); k < until;) fleet.publish(k++);
             await new Promise((r) => setImmediate(r));
           }
         }
@@ -252,6 +332,11 @@ async function main(): Promise<void> {
         const seconds = (end - start) / 1000;
         const cpu = (now: number, before: number) => `${(((now - before) / seconds) * 100).toFixed(0)} %`;
         const gen = process.cpuUsage(cpu0.generator);
+        const perThousand = (now: number, before: number) =>
+          `${(((now - before) * 1e6) / stored).toFixed(0)} ms`;
+        const costs = `${perThousand(cpuSeconds(pids.mosquitto), cpu0.mosquitto)} / ${pids.servers
+          .map((p, i) => perThousand(cpuSeconds(p), cpu0.servers[i]))
+          .join(' + ')}`;
         const cpus = [
           `broker ${cpu(cpuSeconds(pids.mosquitto), cpu0.mosquitto)}`,
           `influxd ${cpu(cpuSeconds(pids.influxd), cpu0.influxd)}`,
@@ -273,21 +358,85 @@ async function main(): Promise<void> {
         }
         const rate = Math.round(stored / seconds);
         rows.push(
-          `| ${n} | ${phase === 'paced' ? `${METERS / 10}/s × ${SECONDS} s` : `burst ${BURST}`} | ${stored}/${total} | ${rate} | ${latency || '–'} | ${cpus} | ${brokerPeak.toFixed(0)} MiB |`,
+          `| ${n} | ${phase === 'paced' ? `${METERS / 10}/s × ${SECONDS} s` : `burst ${BURST}`} | ${stored}/${total} | ${rate} | ${latency || '–'} | ${cpus} | ${costs} | ${fleet.resent} | ${brokerPeak.toFixed(0)} MiB |`,
         );
         console.log(rows[rows.length - 1]);
         await fleet.close();
         while (servers.length > 0) await servers.pop()!.stop();
       }
     }
+    {
+      // Restarts: the servers, then the broker, each while the fleet keeps its pace.
+      const n = SERVERS[0];
+      const db = 'fleet_restarts';
+      await influxd.query(`CREATE DATABASE ${db}`);
+      const serverDirs = Array.from({ length: n }, () => dirs[dirs.push(tempDir('fleet-server')) - 1]);
+      const servers = await Promise.all(serverDirs.map((dir, s) => startServer(s, db, dir)));
+      for (const server of servers)
+        await waitFor('a server link', () => server.log().includes('Connected to broker'), 30_000);
+      const fleet = new Fleet(readings, dirs[dirs.push(tempDir('fleet-pis')) - 1]);
+      await fleet.connect(mosquitto.url);
+      let k = 0;
+      const start = Date.now();
+      const pace = setInterval(() => {
+        const due = ((Date.now() - start) / 1000) * (METERS / 10);
+        while (k < due) fleet.publish(k++);
+      }, 100);
+      const settleFor = async (ms: number) => new Promise((r) => setTimeout(r, ms));
+      try {
+        await settleFor(RESTART_SECONDS * 1000);
+        let before = fleet.resent;
+        for (const [s, server] of servers.entries()) {
+          await server.stop();
+          servers[s] = await startServer(s, db, serverDirs[s]);
+        }
+        await settleFor(RESTART_SECONDS * 1000);
+        const afterServers = fleet.resent - before;
+        before = fleet.resent;
+        await mosquitto.stop();
+        mosquitto = await startMosquitto({
+          dir: brokerDir,
+          port: mosquitto.port,
+          global: projectBrokerSettings(),
+        });
+        await settleFor(RESTART_SECONDS * 1000);
+        const afterBroker = fleet.resent - before;
+        clearInterval(pace);
+        let stored = 0;
+        await waitFor(
+          `${fleet.sent} points in ${db}`,
+          async () => (stored = await count(influxd, db)) >= fleet.sent,
+          10 * 60_000,
+        ).catch(() => undefined);
+        restarts.push(
+          `| ${RELEASE} | ${n} | ${stored}/${fleet.sent} | ${afterServers} | ${afterBroker} | ${Math.round((RESTART_SECONDS * METERS) / 10)} |`,
+        );
+        console.log(restarts[0]);
+      } finally {
+        clearInterval(pace);
+        await fleet.close();
+        for (const server of servers) await server.stop();
+      }
+    }
     console.log(
       `\n${METERS} meters (one reading / 10 s each) behind ${PIS} Pis → mosquitto → N servers ($share) → influxd, one 2-core machine; Home Assistant discovery ${HA ? 'on' : 'off'}`,
     );
     console.log(
-      '| Servers | Load | Stored/sent | Readings/s | Latency p50 / p99 | CPU (of one core) | Broker peak RSS |',
+      `Released: ${RELEASE}; servers' subscription QoS ${process.env.FLEET_SERVER_QOS === '0' ? 0 : 1}`,
     );
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(
+      '| Servers | Load | Stored/sent | Readings/s | Latency p50 / p99 | CPU (of one core) | CPU per 1,000 readings (broker / servers) | Re-sent | Broker peak RSS |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
+    console.log(
+      `\nRestarts, at the fleet's pace, each followed by ${RESTART_SECONDS} s (readings the Pis sent again after it):`,
+    );
+    console.log(
+      '| Released | Servers | Stored/sent | After the servers restarted | After the broker restarted | Readings in that time |',
+    );
+    console.log('|---|---|---|---|---|---|');
+    for (const r of restarts) console.log(r);
     console.log(`influxd alone, raw line protocol of the burst's ${BURST} readings: ${ceiling}`);
   } finally {
     await mosquitto.stop();

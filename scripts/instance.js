@@ -154,9 +154,13 @@ function prepareInstance({ role, userDir, port, env = process.env, flows, reseed
   const seed = reseedRequested(userDir, env) || reseed || unseeded(flowFile);
   if (seed) {
     const flowJson = flows ?? shippedFlow(role, env);
-    // MQTT_PROTOCOL=4: a broker that speaks only MQTT 3.1.1 (the demo's aedes); the shipped flows use MQTT 5.
+    // MQTT_PROTOCOL=4: a broker that speaks only MQTT 3.1.1 (the demo's aedes); the shipped flows use MQTT 5. Without
+    // user properties a reading cannot carry its number: the Pi's spools release on the broker's PUBACK and overlap.
     if (env.MQTT_PROTOCOL === '4')
-      for (const n of flowJson) if (n.type === 'mqtt-broker') n.protocolVersion = '4';
+      for (const n of flowJson) {
+        if (n.type === 'mqtt-broker') n.protocolVersion = '4';
+        if (n.type === 'teleinfo-spool' && n.ack === 'server') n.ack = 'broker';
+      }
     if (fs.existsSync(flowFile) && !unseeded(flowFile))
       fs.copyFileSync(flowFile, path.join(userDir, 'flows.json.before-reseed'));
     replaceFile(flowFile, JSON.stringify(flowJson, null, 2));

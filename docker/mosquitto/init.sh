@@ -4,10 +4,11 @@
 # the broker. The environment is the one place accounts are kept: changing a password is editing .env and
 # `docker compose up -d`.
 #   MQTT_SERVER_ACCOUNTS  "name:password ..."  servers: read every Pi's readings (the shared subscription) and
-#                                               status, publish replay requests, alert states and discovery configs,
-#                                               and clear a reading topic a Pi retained
+#                                               status, publish replay requests, acknowledgements, alert states and
+#                                               discovery configs, and clear a reading topic a Pi retained
 #   MQTT_PI_ACCOUNTS      "pi-id:password ..."  Pis: publish teleinfo/<pi-id>/<meter>/reading and
-#                                               teleinfo/<pi-id>/status, read teleinfo/replay; nothing else
+#                                               teleinfo/<pi-id>/status, read teleinfo/replay and their own
+#                                               acknowledgements teleinfo/<pi-id>/ack; nothing else
 #   MQTT_HA_ACCOUNTS      "name:password ..."  Home Assistant (optional): read readings, Pi status, alert states
 #                                               and discovery configs, publish homeassistant/status; nothing else
 # Every account connects with the client id teleinfo-<name> and no other, so that a password cannot take over
@@ -108,6 +109,7 @@ role() {
     subscribeLiteral 'teleinfo/+/status' \
     publishClientReceive 'teleinfo/+/status' \
     publishClientSend 'teleinfo/replay' \
+    publishClientSend 'teleinfo/+/ack' \
     publishClientSend 'teleinfo/+/alert/+' \
     publishClientSend 'homeassistant/#' \
     subscribeLiteral 'homeassistant/status' \
@@ -133,7 +135,9 @@ role() {
       publishClientSend "teleinfo/$name/+/reading" \
       publishClientSend "teleinfo/$name/status" \
       subscribeLiteral 'teleinfo/replay' \
-      publishClientReceive 'teleinfo/replay'
+      publishClientReceive 'teleinfo/replay' \
+      subscribeLiteral "teleinfo/$name/ack" \
+      publishClientReceive "teleinfo/$name/ack"
   done < "$work/roles"
   printf '\n]}\n'
 } > "$work/dynamic-security.json"

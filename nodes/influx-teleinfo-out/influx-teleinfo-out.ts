@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import type { PipelineStatus } from '../lib/influx/pipeline';
+import { RejectedLines, type PipelineStatus } from '../lib/influx/pipeline';
 import type { InfluxServerNode } from '../influxdb-teleinfo-server/types';
 import { readingToLine } from '../lib/influx/line-protocol';
 import { failInput } from '../node-red';
@@ -11,8 +11,10 @@ interface InfluxOutDef extends NodeDef {
 }
 
 /**
- * influx-teleinfo-out: normalized readings in, one InfluxDB point each, through the server's spool. A
- * message completes when its points are written (or rejected: done(err), so Catch nodes see it).
+ * influx-teleinfo-out: normalized readings in, one InfluxDB point each, through the server's spool. A message
+ * completes (a Complete node sees it) when its points are settled: written, or refused for good by InfluxDB or by
+ * the line-protocol writer, which is also reported to Catch nodes. It fails (done(err)) when they were lost before
+ * InfluxDB had them (the spool full or unwritable), so that its sender may send them again.
  */
 export = function register(RED: NodeAPI): void {
   function InfluxTeleinfoOut(this: Node, config: InfluxOutDef): void {
@@ -64,67 +66,80 @@ export = function register(RED: NodeAPI): void {
       }
     }
 
-    node.on('input', (msg: NodeMessageInFlow & { flush?: boolean; pi?: unknown }, _send, done) => {
-      const pipeline = server?.pipeline;
-      if (!pipeline) {
-        return failInput(
-          node,
-          done,
-          server?.configError ?? 'influx-teleinfo-out has no InfluxDB server configured',
-          {
-            fill: 'red',
-            shape: 'ring',
-            text: 'influx-teleinfo-out.status.noServer',
-          },
-        );
-      }
-      const readings = msg.payload === undefined && msg.flush ? [] : readingsOf(msg.payload);
-      if (typeof readings === 'string') {
-        invalid++;
-        return failInput(
-          node,
-          done,
-          `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; ${readings}`,
-          {
+    node.on(
+      'input',
+      (msg: NodeMessageInFlow & { flush?: boolean; pi?: unknown; ack?: unknown }, _send, done) => {
+        /** A refusal for good settles the message: reported, then completed. */
+        const settle = (err?: Error) => {
+          if (err instanceof RejectedLines) {
+            node.error(err, msg);
+            done();
+          } else done(err);
+        };
+        const pipeline = server?.pipeline;
+        if (!pipeline) {
+          return failInput(
+            node,
+            done,
+            server?.configError ?? 'influx-teleinfo-out has no InfluxDB server configured',
+            {
+              fill: 'red',
+              shape: 'ring',
+              text: 'influx-teleinfo-out.status.noServer',
+            },
+          );
+        }
+        const readings = msg.payload === undefined && msg.flush ? [] : readingsOf(msg.payload);
+        if (typeof readings === 'string') {
+          invalid++;
+          return failInput(
+            node,
+            done,
+            `influx-teleinfo-out expects a normalized reading (from teleinfo-parse or ecodevices-in) or an array of them; ${readings}`,
+            {
+              fill: 'red',
+              shape: 'ring',
+              text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
+            },
+          );
+        }
+        // A reading whose value does not fit its label's type is refused alone; the others are written.
+        const lines: string[] = [];
+        let refused: string[] | undefined;
+        for (const reading of readings) {
+          try {
+            lines.push(readingToLine(reading, measurement));
+          } catch (e) {
+            (refused ??= []).push((e as Error).message);
+          }
+        }
+        const refusal = refused ? new RejectedLines(refused.join('; ')) : undefined;
+        if (refusal) {
+          invalid++;
+          node.status({
             fill: 'red',
             shape: 'ring',
             text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
-          },
-        );
-      }
-      // A reading whose value does not fit its label's type is refused alone; the others are written.
-      const lines: string[] = [];
-      let refused: string[] | undefined;
-      for (const reading of readings) {
-        try {
-          lines.push(readingToLine(reading, measurement));
-        } catch (e) {
-          (refused ??= []).push((e as Error).message);
+          });
         }
-      }
-      const refusal = refused ? new Error(refused.join('; ')) : undefined;
-      if (refusal) {
-        invalid++;
-        node.status({
-          fill: 'red',
-          shape: 'ring',
-          text: RED._('influx-teleinfo-out.status.invalid', { count: invalid }),
-        });
-      }
-      try {
-        // msg.pi (teleinfo-admit): the Pi these readings came from, which holds at most its share of the spool.
-        const owner = typeof msg.pi === 'string' ? msg.pi : '';
-        if (lines.length > 0) pipeline.accept(lines, refusal ? (err) => done(err ?? refusal) : done, owner);
-        else done(refusal);
-      } catch (e) {
-        return failInput(node, done, (e as Error).message, {
-          fill: 'red',
-          shape: 'ring',
-          text: (e as Error).message,
-        });
-      }
-      if (msg.flush === true) void pipeline.flush();
-    });
+        try {
+          // msg.pi (teleinfo-admit): the Pi these readings came from, which holds at most its share of the spool.
+          const owner = typeof msg.pi === 'string' ? msg.pi : '';
+          if (lines.length > 0) {
+            const tracked = pipeline.accept(lines, (err) => settle(err ?? refusal), owner);
+            // Past the bound of messages waiting, it completes once spooled: that is not stored, so not acknowledged.
+            if (!tracked) delete msg.ack;
+          } else settle(refusal);
+        } catch (e) {
+          return failInput(node, done, (e as Error).message, {
+            fill: 'red',
+            shape: 'ring',
+            text: (e as Error).message,
+          });
+        }
+        if (msg.flush === true) void pipeline.flush();
+      },
+    );
 
     node.on('close', (_removed: boolean, done: () => void) => {
       server?.deregister(node);

@@ -1,3 +1,4 @@
+import { isStreamId, parseSeqList, SEQ_PROPERTY, STREAM_PROPERTY } from './acknowledgement';
 import { counterReading, readingFromValues, type Reading, type ReadingSource } from './reading';
 import { HISTORIC_LABELS, STANDARD_LABELS, type LabelSpec } from './tic/labels';
 
@@ -71,6 +72,19 @@ export interface AdmissionOutcome {
   readonly refusals: Refusal[];
   /** Labels the table does not know, left out of the readings admitted. */
   readonly unknownLabels: number;
+  /**
+   * A message whose Pi numbers its readings: its stream, each admitted reading's number (as `readings`), and the
+   * numbers of those refused, settled for good (the Pi would send them again in vain).
+   */
+  readonly numbered?: { readonly stream: string; readonly seqs: number[]; readonly settled: number[] };
+}
+
+/** The numbering a message of readings carries (its MQTT 5 user properties), as the broker delivered them. */
+export function numberingOf(userProperties: unknown): { stream: unknown; seq: unknown } | null {
+  if (typeof userProperties !== 'object' || userProperties === null) return null;
+  const props = userProperties as Record<string, unknown>;
+  if (props[STREAM_PROPERTY] === undefined && props[SEQ_PROPERTY] === undefined) return null;
+  return { stream: props[STREAM_PROPERTY], seq: props[SEQ_PROPERTY] };
 }
 
 /** Pi and meter ids: what our topics and tags can carry as they are. */
@@ -308,16 +322,36 @@ export class Admission {
     return true;
   }
 
-  /** One MQTT message from a Pi: its topic and its payload as the broker delivered it (text or bytes). */
-  admit(topic: string, payload: unknown, now: number): AdmissionOutcome {
+  /**
+   * One MQTT message from a Pi: its topic and its payload as the broker delivered it (text or bytes), and the
+   * numbering of its readings if its Pi sends one (`numberingOf` its user properties).
+   */
+  admit(
+    topic: string,
+    payload: unknown,
+    now: number,
+    numbering: { stream: unknown; seq: unknown } | null = null,
+  ): AdmissionOutcome {
     const refusals: Refusal[] = [];
+    // A numbering that does not parse is refused with its message: nothing in it can be acknowledged.
+    let stream: string | null = null;
+    let numbers: number[] | null = null;
+    let numberingError: string | null = null;
+    if (numbering) {
+      const seqs = parseSeqList(numbering.seq, this.limits.maxReadingsPerMessage);
+      if (!isStreamId(numbering.stream)) numberingError = 'a stream id is 8 to 32 letters and digits';
+      else if (typeof seqs === 'string') numberingError = seqs;
+      else [stream, numbers] = [numbering.stream, seqs];
+    }
+    const settleAll = () => (numbers ? { stream: stream!, seqs: [], settled: numbers } : undefined);
     const refuse = (reason: RefusalReason, detail: string, pi: string | null = null): AdmissionOutcome => {
       this.counters[reason]++;
-      return { pi, readings: [], refusals: [{ reason, detail }], unknownLabels: 0 };
+      return { pi, readings: [], refusals: [{ reason, detail }], unknownLabels: 0, numbered: settleAll() };
     };
     const place = readingTopic(typeof topic === 'string' ? topic : '');
     if (!place) return refuse('topic', 'not a reading topic teleinfo/<pi>/<meter>/reading with ids');
     const { pi, meter } = place;
+    if (numberingError) return refuse('shape', `${pi}: its reading numbers: ${numberingError}`, pi);
     const bytes =
       typeof payload === 'string'
         ? Buffer.byteLength(payload)
@@ -342,11 +376,16 @@ export class Admission {
     const items = Array.isArray(value) ? value : [value];
     if (items.length === 0 || items.length > this.limits.maxReadingsPerMessage)
       return refuse('shape', `${pi}: ${items.length} readings in one message`, pi);
+    if (numbers && numbers.length !== items.length)
+      return refuse('shape', `${pi}: ${numbers.length} reading numbers for ${items.length} readings`, pi);
     const readings: Reading[] = [];
+    /** The admitted readings' places in the message. */
+    const places: number[] = [];
     const unknown = { n: 0 };
-    for (const item of items) {
+    for (const [i, item] of items.entries()) {
       try {
         readings.push(admitReading(item, meter, now, this.limits, unknown));
+        places.push(i);
       } catch (e) {
         if (!(e instanceof Refused)) throw e;
         this.counters[e.reason]++;
@@ -364,9 +403,10 @@ export class Admission {
             ? `no room for meter ${meter} (at most ${this.limits.metersPerPi} meters a Pi, or its declared ones)`
             : `no room for another Pi (at most ${this.limits.maxPis})`;
       refusals.push({ reason: binding, detail: `${pi}: ${why}` });
-      return { pi, readings: [], refusals, unknownLabels: 0 };
+      return { pi, readings: [], refusals, unknownLabels: 0, numbered: settleAll() };
     }
-    const admitted = readings.filter((r) => this.knownTariff(r));
+    const known = readings.map((r) => this.knownTariff(r));
+    const admitted = readings.filter((_, i) => known[i]);
     if (admitted.length < readings.length) {
       const n = readings.length - admitted.length;
       this.counters.label += n;
@@ -376,9 +416,18 @@ export class Admission {
       });
       readings.length = 0;
       readings.push(...admitted);
+      const kept = places.filter((_, i) => known[i]);
+      places.length = 0;
+      places.push(...kept);
     }
     this.counters.accepted += readings.length;
     this.counters.unknownLabels += unknown.n;
-    return { pi, readings, refusals, unknownLabels: unknown.n };
+    let numbered: AdmissionOutcome['numbered'];
+    if (numbers) {
+      const seqs = places.map((i) => numbers[i]);
+      const taken = new Set(places);
+      numbered = { stream: stream!, seqs, settled: numbers.filter((_, i) => !taken.has(i)) };
+    }
+    return { pi, readings, refusals, unknownLabels: unknown.n, numbered };
   }
 }

@@ -1,27 +1,43 @@
+import { SeqRanges } from './acknowledgement';
 import { checkRecordSizes, TurnBatcher, type Spool, type SpoolPosition, type Waiter } from './spool';
 
 /**
  * Store-and-forward over a spool, in front of a link that drops what it is given while down (Node-RED's mqtt out:
- * node-red issue #2864). Every record is spooled before it is forwarded. It leaves the spool only once the broker
- * acknowledged it (with `brokerAcks`: a token comes back through `acknowledged`, from a Complete node watching the
- * mqtt out, which completes a QoS 1 message on its PUBACK) and its overlap has passed: a server that acknowledged a
- * reading on receipt may still lose it, and asks for the overlap again with a replay request. When the link goes
- * down, everything from the spool's head is forwarded again, in order, once it is back, never more than `window`
- * records unacknowledged at a time. Replayed readings keep their own timestamps, so a duplicate overwrites the
- * same InfluxDB point. The records forwarded together are handed over in one call, so that the link may carry several
- * in one message (a backlog costs the broker and its subscribers one message per many readings).
+ * node-red issue #2864). Every record is spooled before it is forwarded, with its sequence number. When it leaves
+ * the spool depends on `release`:
+ * - `server`: once a server said it stored it (`serverAcked`, from the acknowledgements on `teleinfo/<pi>/ack`).
+ *   What is not acknowledged is sent again, skipping what is, when the link comes back, when a server asks (a
+ *   replay request), and when the oldest record waited longer than `stallMs` while servers acknowledged others (a
+ *   server took it and left): then the wait doubles, up to 32 times, until acknowledgements move the head again.
+ * - `broker`: once the broker acknowledged it (a token comes back through `acknowledged`, from a Complete node
+ *   watching the mqtt out, which completes a QoS 1 message on its PUBACK) and its overlap has passed; a server that
+ *   may have missed readings asks for the overlap again with a replay request.
+ * - `overlap`: once its overlap has passed.
+ * In the first two, never more than `window` records wait for the broker's acknowledgement. When the link goes
+ * down, everything from the spool's head is forwarded again, in order, once it is back. Replayed readings keep their
+ * own timestamps, so a duplicate overwrites the same InfluxDB point. The records forwarded together are handed over
+ * in one call, so that the link may carry several in one message (a backlog costs the broker and its subscribers one
+ * message per many readings).
  */
 
+export type ReleaseOn = 'server' | 'broker' | 'overlap';
+
 export interface ForwarderOptions {
-  /** How long a forwarded record stays in the spool, to be forwarded again if asked (ms, > 0). */
+  readonly release: ReleaseOn;
+  /** `broker`, `overlap`: how long a forwarded record stays in the spool, to be forwarded again if asked (ms, > 0). */
   readonly overlapMs: number;
+  /** `server`: how long the oldest record waits for its acknowledgement before it is sent again (ms, > 0). */
+  readonly stallMs?: number;
   /** Records forwarded and not yet acknowledged by the broker, at most. */
   readonly window: number;
   /** Records forwarded per event-loop turn while replaying (at most: the window may leave less room). */
   readonly replayBatch: number;
-  /** Records are released on the broker's acknowledgement (and the overlap), not on the overlap alone. */
-  readonly brokerAcks: boolean;
 }
+
+/** Acknowledged numbers a Pi keeps above its head: past them, a reading may be sent again, never lost. */
+const MAX_ACKED_RANGES = 10_000;
+/** The stall wait doubles, up to this many times the first, while nothing is acknowledged. */
+const MAX_STALL_FACTOR = 32;
 
 /**
  * What a server publishes (on `teleinfo/replay`) after it connects, once its subscriptions are in place: it may
@@ -38,8 +54,11 @@ export function replayRequest(by: string, now = new Date()): ReplayRequest {
   return { request: 'replay', by, at: now.toISOString() };
 }
 
+/** A replay request, whose `by` is printable and short enough for a log line. */
 export function isReplayRequest(payload: unknown): payload is ReplayRequest {
-  return typeof payload === 'object' && payload !== null && (payload as ReplayRequest).request === 'replay';
+  if (typeof payload !== 'object' || payload === null) return false;
+  const { request, by } = payload as Partial<ReplayRequest>;
+  return request === 'replay' && typeof by === 'string' && /^[\x20-\x7e]{1,128}$/.test(by);
 }
 
 export type LinkState = 'down' | 'replaying' | 'up';
@@ -52,10 +71,12 @@ export interface Forwarded {
   readonly refused: readonly { readonly record: string; readonly reason: string }[];
 }
 
-/** Records forwarded together: released together once all are acknowledged and the overlap has passed. */
+/** Records forwarded together: released together once all are acknowledged (and the overlap has passed). */
 interface SentGroup {
   readonly token: number;
   readonly end: SpoolPosition;
+  /** The sequence number of its first record. */
+  readonly first: number;
   /** Records of the spool up to `end`. */
   readonly count: number;
   readonly at: number;
@@ -68,8 +89,16 @@ interface SentGroup {
 export class SpoolForwarder {
   private link = false;
   private replaying = false;
-  /** Position after the last record forwarded since the link came up (the replay cursor). */
+  /** Position after the last record forwarded since the link came up (the replay cursor), and its number. */
   private cursor: SpoolPosition;
+  private cursorSeq: number;
+  /** `server`: numbers above the head a server acknowledged. */
+  private readonly acked = new SeqRanges(MAX_ACKED_RANGES);
+  /** The number after the last record sent since the start: a server cannot acknowledge more. */
+  private sentEnd: number;
+  private stallFactor = 1;
+  /** When a server last acknowledged anything of this stream: proof that one is storing. */
+  private lastServerAck = 0;
   /** Forwarded records still in the spool, oldest first; their tokens follow each other. */
   private readonly groups: SentGroup[] = [];
   private inGroups = 0;
@@ -81,21 +110,46 @@ export class SpoolForwarder {
   private pumpTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private releaseTimer: NodeJS.Timeout | null;
   private readonly batcher = new TurnBatcher((records, waiters) => this.spoolTurn(records, waiters));
-  readonly counters = { offered: 0, forwarded: 0, replayed: 0, acknowledged: 0, undeliverable: 0 };
+  readonly counters = {
+    offered: 0,
+    forwarded: 0,
+    replayed: 0,
+    acknowledged: 0,
+    undeliverable: 0,
+    /** `server`: records a server acknowledged, and times the oldest waited too long. */
+    stored: 0,
+    stalls: 0,
+  };
 
   constructor(
     readonly spool: Spool,
     private readonly options: ForwarderOptions,
-    /** Hand records to the link, in order; `token` comes back through `acknowledged` once per message. */
-    private readonly forward: (records: readonly string[], token: number) => Forwarded,
+    /**
+     * Hand records to the link, in order, each with its sequence number; `token` comes back through `acknowledged`
+     * once per message.
+     */
+    private readonly forward: (
+      records: readonly string[],
+      seqs: readonly number[],
+      token: number,
+    ) => Forwarded,
     /** Called when the state or the backlog changed. */
     private readonly changed: () => void = () => undefined,
   ) {
-    if (!(options.overlapMs > 0))
-      throw new Error(`the overlap must be more than 0 ms, got ${options.overlapMs}`);
+    const wait = options.release === 'server' ? options.stallMs : options.overlapMs;
+    if (!(wait !== undefined && wait > 0))
+      throw new Error(
+        `the ${options.release === 'server' ? 'stall' : 'overlap'} must be more than 0 ms, got ${wait}`,
+      );
     this.cursor = spool.headPosition;
-    this.releaseTimer = setInterval(() => this.release(Date.now()), Math.min(1000, options.overlapMs));
+    this.cursorSeq = spool.headSeq;
+    this.sentEnd = spool.headSeq;
+    this.releaseTimer = setInterval(() => this.tick(Date.now()), Math.min(1000, wait));
     this.releaseTimer.unref?.();
+  }
+
+  private get brokerAcks(): boolean {
+    return this.options.release !== 'overlap';
   }
 
   get state(): LinkState {
@@ -138,9 +192,15 @@ export class SpoolForwarder {
       for (const done of waiters) done(err);
     });
     if (this.link && !this.replaying) {
-      if (!this.options.brokerAcks || this.inFlight + records.length <= this.options.window) {
-        this.send(records, this.startGroup(this.spool.tail, records.length));
+      if (!this.brokerAcks || this.inFlight + records.length <= this.options.window) {
+        const first = this.spool.nextSeq - records.length;
+        this.send(
+          records,
+          seqsFrom(first, records.length),
+          this.startGroup(this.spool.tail, first, records.length),
+        );
         this.cursor = this.spool.tail;
+        this.cursorSeq = this.sentEnd = this.spool.nextSeq;
       } else {
         // Over the window: the records wait in the spool and go as acknowledgements make room.
         this.replaying = true;
@@ -150,29 +210,34 @@ export class SpoolForwarder {
     this.changed();
   }
 
-  private startGroup(end: SpoolPosition, count: number): SentGroup {
-    const group = { token: this.nextToken++, end, count, at: Date.now(), sent: 0, unacked: 0 };
+  private startGroup(end: SpoolPosition, first: number, count: number): SentGroup {
+    const group = { token: this.nextToken++, end, first, count, at: Date.now(), sent: 0, unacked: 0 };
     this.groups.push(group);
     this.inGroups += count;
     return group;
   }
 
-  private send(records: readonly string[], group: SentGroup): void {
+  private send(records: readonly string[], seqs: readonly number[], group: SentGroup): void {
     let forwarded: Forwarded;
-    try {
-      forwarded = this.forward(records, group.token);
-    } catch (e) {
-      // A link that throws (a bug) sent none of them: like a refused record, each is quarantined and counted.
-      const reason = (e as Error).message;
-      forwarded = { messages: 0, refused: records.map((record) => ({ record, reason })) };
-    }
+    if (records.length === 0) forwarded = { messages: 0, refused: [] };
+    else
+      try {
+        forwarded = this.forward(records, seqs, group.token);
+      } catch (e) {
+        // A link that throws (a bug) sent none of them: like a refused record, each is quarantined and counted.
+        const reason = (e as Error).message;
+        forwarded = { messages: 0, refused: records.map((record) => ({ record, reason })) };
+      }
     for (const { record, reason } of forwarded.refused) {
       this.counters.undeliverable++;
       this.spool.quarantine(Buffer.from(record), 'a spooled record', `cannot be forwarded: ${reason}`);
+      // Never sent again: as good as acknowledged, or the head would wait for it forever.
+      const i = records.indexOf(record);
+      if (i >= 0) this.acked.add(seqs[i]);
     }
     group.sent = records.length - forwarded.refused.length;
     this.counters.forwarded += group.sent;
-    if (this.options.brokerAcks && forwarded.messages > 0) {
+    if (this.brokerAcks && forwarded.messages > 0) {
       group.unacked = forwarded.messages;
       this.unacked += group.sent;
     }
@@ -189,10 +254,24 @@ export class SpoolForwarder {
       if (--group.unacked === 0) {
         this.unacked -= group.sent;
         this.counters.acknowledged += group.sent;
-        this.release(Date.now());
+        if (this.options.release === 'broker') this.release(Date.now());
       }
     }
     if (this.replaying) this.pump();
+  }
+
+  /**
+   * `server`: a server stored these records of `stream` (or refused them for good). Numbers of another stream, or
+   * that this spool has not handed out, are ignored. Returns how many records that released.
+   */
+  serverAcked(stream: string, ranges: Iterable<readonly [number, number]>): number {
+    if (this.options.release !== 'server' || stream !== this.spool.stream) return 0;
+    this.lastServerAck = Date.now();
+    const head = this.spool.headSeq;
+    const end = this.sentEnd;
+    for (const [a, b] of ranges)
+      if (b >= head && a < end) this.acked.add(Math.max(a, head), Math.min(b, end - 1));
+    return this.release(Date.now());
   }
 
   /** The link's state, as its status reports it. */
@@ -207,11 +286,11 @@ export class SpoolForwarder {
   }
 
   /**
-   * Forward the overlap again, in order, then carry on: a subscriber that could not receive for a while (a server
-   * whose shared subscription the broker had forgotten) asks for it. While the link is down, nothing to do: the
-   * whole spool is forwarded again when it is back.
+   * Forward again, in order, what a server may not have (`server`: what is not acknowledged; otherwise the
+   * overlap), then carry on: a server that could not receive for a while asks for it when it is back. While the
+   * link is down, nothing to do: the whole spool is forwarded again when it is back.
    */
-  replayOverlap(): void {
+  replayRequested(): void {
     if (!this.link) return;
     this.rewind(true);
     this.replaying = true;
@@ -226,6 +305,7 @@ export class SpoolForwarder {
     this.inGroups = 0;
     this.unacked = 0;
     this.cursor = this.spool.headPosition;
+    this.cursorSeq = this.spool.headSeq;
     this.cancelPump();
   }
 
@@ -248,7 +328,7 @@ export class SpoolForwarder {
 
   private replayStep(): void {
     if (!this.link || !this.replaying) return;
-    const room = this.options.brokerAcks ? this.options.window - this.inFlight : this.options.replayBatch;
+    const room = this.brokerAcks ? this.options.window - this.inFlight : this.options.replayBatch;
     if (room <= 0) return; // acknowledgements pump again
     let batch;
     try {
@@ -263,28 +343,75 @@ export class SpoolForwarder {
       this.changed();
       return;
     }
-    this.send(batch.lines, this.startGroup(batch.end, batch.count));
-    this.counters.replayed += batch.count;
+    // From the head if the spool dropped its oldest records past the cursor (as the peek does).
+    const first = Math.max(this.cursorSeq, this.spool.headSeq);
+    const group = this.startGroup(batch.end, first, batch.count);
+    let { lines } = batch;
+    let seqs = seqsFrom(first, batch.count);
+    if (this.options.release === 'server' && !this.acked.isEmpty) {
+      // What a server has already is not sent again.
+      const keep = seqs.map((seq) => !this.acked.has(seq));
+      lines = lines.filter((_, i) => keep[i]);
+      seqs = seqs.filter((_, i) => keep[i]);
+    }
+    this.send(lines, seqs, group);
+    this.counters.replayed += lines.length;
     this.cursor = batch.end;
+    this.cursorSeq = first + batch.count;
+    this.sentEnd = Math.max(this.sentEnd, this.cursorSeq);
+    if (this.options.release === 'server') this.release(Date.now());
     this.changed();
     this.pump();
   }
 
-  /** Release from the spool the oldest records that were acknowledged and whose overlap has passed. */
-  private release(now: number): void {
+  private tick(now: number): void {
+    if (this.options.release !== 'server') {
+      this.release(now);
+      return;
+    }
+    // The oldest record forwarded waited too long while a server acknowledged others since: a server took it and
+    // left, or its acknowledgement was lost. With no server acknowledging anything, sending again is in vain: each
+    // server asks for what it missed when it is back.
+    const oldest = this.groups[0];
+    if (!this.link || this.replaying || !oldest || oldest.unacked > 0) return;
+    if (now - oldest.at < this.options.stallMs! * this.stallFactor || this.lastServerAck <= oldest.at) return;
+    this.counters.stalls++;
+    this.stallFactor = Math.min(this.stallFactor * 2, MAX_STALL_FACTOR);
+    this.replayRequested();
+  }
+
+  /**
+   * Release from the spool its oldest records that are done with: `server`, the groups whose every record a server
+   * acknowledged; otherwise, those the broker acknowledged (`broker`) and whose overlap has passed.
+   */
+  private release(now: number): number {
     let end: SpoolPosition | null = null;
-    while (
-      this.groups.length > 0 &&
-      this.groups[0].unacked === 0 &&
-      now - this.groups[0].at >= this.options.overlapMs
-    ) {
-      const group = this.groups.shift()!;
+    const server = this.options.release === 'server';
+    while (this.groups.length > 0) {
+      const group = this.groups[0];
+      if (server) {
+        // Records below the head were dropped meanwhile (the spool full): nothing to wait for.
+        const from = Math.max(group.first, this.spool.headSeq);
+        if (!this.acked.covers(from, group.first + group.count - 1)) break;
+        if (group.unacked > 0) {
+          // Stored before its PUBACK came back: that still holds room in the window until it does.
+          this.unacked -= group.sent;
+          this.staleGroups.set(group.token, group);
+        }
+      } else if (group.unacked > 0 || now - group.at < this.options.overlapMs) break;
+      this.groups.shift();
       this.inGroups -= group.count;
       end = group.end;
     }
-    if (end === null) return;
-    this.spool.ack(end);
+    if (end === null) return 0;
+    const released = this.spool.ack(end);
+    if (server) {
+      this.acked.dropBelow(this.spool.headSeq);
+      this.counters.stored += released;
+      if (released > 0) this.stallFactor = 1;
+    }
     this.changed();
+    return released;
   }
 
   close(): void {
@@ -294,4 +421,10 @@ export class SpoolForwarder {
     this.releaseTimer = null;
     this.spool.close();
   }
+}
+
+function seqsFrom(first: number, count: number): number[] {
+  const seqs = new Array<number>(count);
+  for (let i = 0; i < count; i++) seqs[i] = first + i;
+  return seqs;
 }

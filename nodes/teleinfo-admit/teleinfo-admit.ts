@@ -1,10 +1,12 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { ReadingAck } from '../lib/acknowledgement';
 import { ThrottledStatus } from '../node-red';
 import {
   Admission,
   DEFAULT_LIMITS,
   MeterBindings,
   isReadingTopicShape,
+  numberingOf,
   parseDeclaredMeters,
   type AdmissionLimits,
 } from '../lib/admission';
@@ -20,6 +22,9 @@ interface AdmitDef extends NodeDef {
   store: string;
 }
 
+/** An admitted reading: its Pi, and what teleinfo-ack says to that Pi once it is stored. */
+type AdmittedMessage = NodeMessageInFlow & { pi?: string; ack?: ReadingAck };
+
 const CONTEXT_KEY = 'teleinfo-admit';
 const SAVE_MS = 1000;
 /** A Pi's refusals of one kind reach Catch nodes (and the log) at most this often; the others are counted. */
@@ -30,7 +35,9 @@ const MAX_WAITING = 10_000;
 
 /**
  * teleinfo-admit: messages of an mqtt in on the Pis' reading topics in; each reading a Pi may send, one message
- * each, out; a retained reading's topic to clear on a second output. The rules are the domain core's
+ * each, out; a retained reading's topic to clear on a second output; the numbers of refused readings, settled, on a
+ * third (for teleinfo-ack: the Pi need not send them again). Each admitted reading of a Pi that numbers its readings
+ * carries `msg.ack` ({pi, stream, seqs}), for teleinfo-ack once it is stored. The rules are the domain core's
  * (lib/admission.ts); this node keeps the meters' bindings in a context store, counts and says what it refused.
  */
 export = function register(RED: NodeAPI): void {
@@ -110,13 +117,27 @@ export = function register(RED: NodeAPI): void {
           (payload === '' || (payload instanceof Uint8Array && payload.length === 0))
         )
           return done();
-        const outcome = admission!.admit(String(msg.topic ?? ''), payload, Date.now());
+        const outcome = admission!.admit(
+          String(msg.topic ?? ''),
+          payload,
+          Date.now(),
+          numberingOf((msg as { userProperties?: unknown }).userProperties),
+        );
+        const { pi, numbered } = outcome;
         const out = outcome.readings.map((reading, i) => {
-          const m = i === 0 ? msg : { ...msg, _msgid: RED.util.generateId() };
+          const m = (i === 0 ? msg : { ...msg, _msgid: RED.util.generateId() }) as AdmittedMessage;
           m.payload = reading;
-          (m as NodeMessageInFlow & { pi?: string }).pi = outcome.pi ?? undefined;
+          m.pi = pi ?? undefined;
+          if (numbered && pi) m.ack = { pi, stream: numbered.stream, seqs: [numbered.seqs[i]] };
           return m;
         });
+        const settled =
+          numbered && pi && numbered.settled.length > 0
+            ? ({
+                _msgid: RED.util.generateId(),
+                ack: { pi, stream: numbered.stream, seqs: numbered.settled },
+              } as NodeMessageInFlow)
+            : null;
         // Whatever its content, a retained message on a reading topic is cleared: readings are never retained.
         const clear =
           msg.retain === true && isReadingTopicShape(String(msg.topic ?? ''))
@@ -129,7 +150,7 @@ export = function register(RED: NodeAPI): void {
               } as NodeMessageInFlow)
             : null;
         if (clear) admission!.counters.retained++;
-        if (out.length > 0 || clear) send([out.length > 0 ? out : null, clear]);
+        if (out.length > 0 || clear || settled) send([out.length > 0 ? out : null, clear, settled]);
         if (admission!.bindings.changed) saveTimer ??= setTimeout(save, SAVE_MS);
         status.schedule();
         if (outcome.refusals.length === 0) return done();

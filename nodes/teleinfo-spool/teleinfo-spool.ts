@@ -3,8 +3,9 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
-import { messageRecord, payloadArray, Spool, spoolDir, splitMessageRecord, type SpoolError } from '../lib/spool';
-import { isReplayRequest, SpoolForwarder, type Forwarded } from '../lib/spool-forwarder';
+import { messageRecord, recordMessages, Spool, spoolDir, type SpoolError } from '../lib/spool';
+import { parseAck } from '../lib/acknowledgement';
+import { isReplayRequest, SpoolForwarder, type Forwarded, type ReleaseOn } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
 interface SpoolDef extends NodeDef {
@@ -12,8 +13,13 @@ interface SpoolDef extends NodeDef {
   overlap: string;
   maxMB: string;
   durability?: string;
-  /** `broker`: a Complete node on the mqtt out feeds back acknowledgements; `overlap`: time alone releases. */
+  /**
+   * `server`: a reading leaves the spool once a server acknowledged it on `teleinfo/<pi>/ack`; `broker`: once a
+   * Complete node on the mqtt out fed back its PUBACK and the overlap passed; `overlap`: time alone releases.
+   */
   ack?: string;
+  /** `server`: seconds the oldest reading waits for its acknowledgement before what is not acknowledged goes again. */
+  stall?: string;
   window?: string;
   /** Readings of one topic that may go in one message (an array), when several are forwarded together. */
   perMessage?: string;
@@ -43,17 +49,22 @@ export = function register(RED: NodeAPI): void {
       if (value === undefined || value === null || value === '') unset ??= name;
       return String(value ?? '');
     });
+    const release: ReleaseOn = config.ack === 'server' || config.ack === 'broker' ? config.ack : 'overlap';
     const overlapS = Number(config.overlap ?? 60);
+    const stallS = Number(config.stall || 120);
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
     const dir = spoolDir(path.join(userDir, 'teleinfo-spool'), node.id);
     if (config.type === RENAMED_FROM) adoptRenamed(node, userDir, dir, topicTemplate);
     let invalid = 0;
+    let stalls = 0;
     // Scheduled from the spool's callbacks while it opens; rendered once it is open.
     const status = new ThrottledStatus(node, () => render());
     let forwarder: SpoolForwarder;
     try {
-      if (!(overlapS > 0))
+      if (release !== 'server' && !(overlapS > 0))
         throw new Error(RED._('teleinfo-spool.errors.overlap', { value: config.overlap }));
+      if (release === 'server' && !(stallS > 0))
+        throw new Error(RED._('teleinfo-spool.errors.stall', { value: String(config.stall) }));
       const spool = new Spool(dir, {
         maxBytes: Math.max(1, Number(config.maxMB) || 50) * 1024 * 1024,
         durability: config.durability === 'process' ? 'process' : 'power',
@@ -65,13 +76,22 @@ export = function register(RED: NodeAPI): void {
       forwarder = new SpoolForwarder(
         spool,
         {
+          release,
           overlapMs: overlapS * 1000,
+          stallMs: stallS * 1000,
           window: Math.max(1, Number(config.window) || 100),
           replayBatch: 1000,
-          brokerAcks: config.ack === 'broker',
         },
-        (records, token) => forwardMessages(node, records, token, perMessage),
-        () => status.schedule(),
+        // Sequence numbers travel only where servers acknowledge them.
+        (records, seqs, token) =>
+          forwardMessages(node, records, token, perMessage, release === 'server' ? { stream: forwarder.spool.stream, seqs } : null),
+        () => {
+          if (forwarder.counters.stalls > stalls) {
+            stalls = forwarder.counters.stalls;
+            node.log(RED._('teleinfo-spool.log.stall', { seconds: stallS, count: forwarder.spool.length }));
+          }
+          status.schedule();
+        },
       );
     } catch (e) {
       // A spool that cannot be opened (unreadable disk, bad settings): say so, and refuse readings.
@@ -131,7 +151,14 @@ export = function register(RED: NodeAPI): void {
           return {
             fill: tail ? 'yellow' : 'green',
             shape: 'dot',
-            text: RED._('teleinfo-spool.status.up', { count: forwarder.counters.forwarded }) + tail,
+            text:
+              (release === 'server'
+                ? RED._('teleinfo-spool.status.stored', {
+                    count: forwarder.counters.forwarded,
+                    stored: forwarder.counters.stored,
+                    waiting: spool.length,
+                  })
+                : RED._('teleinfo-spool.status.up', { count: forwarder.counters.forwarded })) + tail,
           };
       }
     }
@@ -141,6 +168,15 @@ export = function register(RED: NodeAPI): void {
         forwarder.acknowledged(msg._spool);
         return done();
       }
+      if (isServerAck(msg)) {
+        const acks = parseAck(msg.payload, MAX_ACK_RANGES);
+        if (typeof acks === 'string') {
+          invalid++;
+          return failInput(node, done, `teleinfo-spool: an acknowledgement on ${String(msg.topic)} refused: ${acks}`, render());
+        }
+        for (const { stream, ranges } of acks) forwarder.serverAcked(stream, ranges);
+        return done();
+      }
       if (isLinkStatus(msg)) {
         // The mqtt out's own status: green is connected; connecting and disconnected are not.
         forwarder.setLink(linkState(msg) === 'up');
@@ -148,8 +184,12 @@ export = function register(RED: NodeAPI): void {
         return done();
       }
       if (isReplayRequest(msg.payload)) {
-        node.log(RED._('teleinfo-spool.log.replay', { by: msg.payload.by }));
-        forwarder.replayOverlap();
+        node.log(
+          release === 'server'
+            ? RED._('teleinfo-spool.log.replayServer', { by: msg.payload.by, count: spool.length })
+            : RED._('teleinfo-spool.log.replay', { by: msg.payload.by }),
+        );
+        forwarder.replayRequested();
         node.status(render());
         return done();
       }
@@ -159,7 +199,7 @@ export = function register(RED: NodeAPI): void {
         return failInput(
           node,
           done,
-          `teleinfo-spool expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, its completed messages from a Complete node, or a replay request; ${readings}`,
+          `teleinfo-spool expects a normalized reading (or an array of them), the status of the mqtt out node from a Status node, its completed messages from a Complete node, a replay request, or a server's acknowledgement; ${readings}`,
           {
             fill: 'red',
             shape: 'ring',
@@ -186,39 +226,26 @@ export = function register(RED: NodeAPI): void {
     });
   }
 
-  /**
-   * Spooled records as messages for the mqtt out: up to `perMessage` readings of one topic in one message (an array,
-   * in their order), so that a backlog costs one message per many readings. The payload is the readings' JSON text,
-   * as spooled (the mqtt out publishes a string as it is). A record that is not a {topic, payload} is refused (never
-   * sent).
-   */
-  function forwardMessages(node: Node, records: readonly string[], token: number, perMessage: number): Forwarded {
-    const refused: { record: string; reason: string }[] = [];
-    const byTopic = new Map<string, string[]>();
-    for (const record of records) {
-      const msg = splitMessageRecord(record);
-      if (typeof msg === 'string') {
-        refused.push({ record, reason: msg });
-        continue;
-      }
-      const payloads = byTopic.get(msg.topic);
-      if (payloads) payloads.push(msg.payload);
-      else byTopic.set(msg.topic, [msg.payload]);
-    }
-    let messages = 0;
-    for (const [topic, payloads] of byTopic) {
-      for (let i = 0; i < payloads.length; i += perMessage) {
-        const payload =
-          perMessage === 1 || payloads.length - i === 1 ? payloads[i] : payloadArray(payloads.slice(i, i + perMessage));
-        node.send({ topic, payload, _spool: token });
-        messages++;
-      }
-    }
-    return { messages, refused };
+  /** Spooled records as messages for the mqtt out, each with the token its Complete node gives back. */
+  function forwardMessages(
+    node: Node,
+    records: readonly string[],
+    token: number,
+    perMessage: number,
+    numbered: { stream: string; seqs: readonly number[] } | null,
+  ): Forwarded {
+    const { messages, refused } = recordMessages(records, perMessage, numbered);
+    for (const message of messages) node.send({ ...message, _spool: token });
+    return { messages: messages.length, refused };
   }
 
   function isAck(msg: NodeMessageInFlow): msg is AckMessage {
     return typeof (msg as Partial<AckMessage>)._spool === 'number';
+  }
+
+  /** A message of the mqtt in on `teleinfo/<pi>/ack`: what servers stored. */
+  function isServerAck(msg: NodeMessageInFlow): boolean {
+    return typeof msg.topic === 'string' && /^teleinfo\/[^/]+\/ack$/.test(msg.topic);
   }
 
   /**
@@ -239,6 +266,9 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType('teleinfo-spool', TeleinfoSpool);
   RED.nodes.registerType(RENAMED_FROM, TeleinfoSpool);
 };
+
+/** Ranges an acknowledgement may carry per stream (a server merges what it stored in between). */
+const MAX_ACK_RANGES = 10_000;
 
 /** The type teleinfo-spool had before 0.2.0, still registered so that a flow of then starts. */
 const RENAMED_FROM = 'teleinfo-buffer';

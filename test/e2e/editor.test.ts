@@ -158,6 +158,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     'influx-teleinfo-out',
     'teleinfo-spool',
     'teleinfo-resubscribe',
+    'teleinfo-ack',
     'teleinfo-alert',
     'teleinfo-ha-discovery',
   ]) {

@@ -163,14 +163,14 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     report('broker down 30 s', await brokerDown('brokerdown', 'teleinfo/+/+/reading'));
   });
 
-  // mosquitto 2.0 keeps a persistent session across a restart but forgets its shared subscriptions, and a client
-  // that finds its session present does not subscribe again: the shipped flow's teleinfo-resubscribe node does.
+  // The servers' sessions are clean: each connection subscribes again, and teleinfo-resubscribe asks the Pis to
+  // send what no server acknowledged.
   test('broker down 30 s mid-stream, then back (the shared subscription)', async () => {
     report('broker down 30 s, shared subscription', await brokerDown('brokerdownshared'));
   });
 
-  // A crash: what mosquitto received since its last autosave (10 s) is gone, the Pis' acknowledged readings
-  // included. The server's reconnection asks for a replay, and the Pi's overlap (60 s) covers the loss.
+  // A crash: what mosquitto received since its last autosave (10 s) is gone, readings it acknowledged to the Pi
+  // included. The Pi still has them: no server acknowledged them, and the server's reconnection asks for them.
   test('broker kill -9 mid-stream, back after 10 s (the shared subscription)', async () => {
     report(
       'broker kill -9, shared subscription',
@@ -195,7 +195,7 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     report('Pi cut off 2 min', await settle(site));
   });
 
-  test('server kill -9 for 60 s, then restarted: the broker queued, the server drains', async () => {
+  test('server kill -9 for 60 s, then restarted: the Pi sends again what no server stored', async () => {
     site = await startSite('serverkill');
     await readings(site, 8);
     await site.servers[0].stop('SIGKILL');
@@ -215,16 +215,16 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     report('influxd down 60 s', await settle(site));
   });
 
-  // mosquitto keeps handing the dead member of the group its share (queued in its persistent session, as MQTT 5
-  // allows) until it comes back: the readings are kept, and written when that server restarts.
+  // The dead member's clean session ends with its connection: its share goes to the live one; what it took and
+  // never stored the Pi sends again, on its stall or on the restarted server's replay request.
   test('two servers on the shared subscription, one killed mid-stream and restarted later', async () => {
     site = await startSite('shared', { servers: 2 });
     await readings(site, 12);
     await site.servers[1].stop('SIGKILL');
     await readings(site, 12);
     const whileDown = (await storedKeys(site)).size;
-    // The killed server had acknowledged on receipt what it never stored: its restart asks the Pis for their
-    // overlap again. Stopping the Pi before it answered would lose that (a race of the test, not of the system).
+    // The killed server took readings it never stored: its restart asks the Pis for what no server acknowledged.
+    // Stopping the Pi before it answered would keep them in its spool (a race of the test, not of the system).
     const replays = () => (site!.pi.log().match(/replay requested by teleinfo-e2e-server-2/g) ?? []).length;
     const before = replays();
     site.servers[1] = await startServer(site, 1);

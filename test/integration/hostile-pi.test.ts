@@ -16,6 +16,7 @@ import {
   type Site,
 } from '../support/end-to-end';
 import { hcReading } from '../support/readings';
+import { editorStatus } from '../support/node-red-process';
 import { clientId } from '../support/shipped-broker';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
 import { makeCertificates } from '../support/tls';
@@ -27,33 +28,6 @@ import { makeCertificates } from '../support/tls';
  * own account, its password and the CA, and tries each attack; after all of them, every reading of the real Pi is
  * stored, nothing of pi-evil's beyond its own meters, and the server is up and bounded in memory.
  */
-/** What the editor shows under a node: its last status, as Node-RED's comms websocket gives it to the editor. */
-async function editorStatus(url: string, id: string): Promise<{ text?: string; fill?: string }> {
-  type Socket = {
-    on(event: string, listener: (data: unknown) => void): void;
-    send(data: string): void;
-    close(): void;
-  };
-  const WebSocket = module.require('ws') as new (url: string) => Socket;
-  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/comms`);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      ws.close();
-      reject(new Error(`no status of ${id}`));
-    }, 10_000);
-    ws.on('open', () => ws.send(JSON.stringify({ subscribe: 'status/#' })));
-    ws.on('error', reject);
-    ws.on('message', (data) => {
-      const messages = [JSON.parse(String(data))].flat() as { topic: string; data: { text?: string } }[];
-      const mine = messages.find((m) => m.topic === `status/${id}`);
-      if (!mine) return;
-      clearTimeout(timer);
-      ws.close();
-      resolve(mine.data);
-    });
-  });
-}
-
 const PI = 'pi-e2e';
 const EVIL = 'pi-evil';
 const PASSWORDS: Record<string, string> = {

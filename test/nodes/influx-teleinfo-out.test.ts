@@ -103,11 +103,15 @@ describe('influx-teleinfo-out against an InfluxDB 2.x TEST DOUBLE (auth and erro
     );
   });
 
-  test('422: the batch goes to the dead-letter file with the server message, done(err) reaches Catch once, the next batch is written', async () => {
+  test('422: the batch goes to the dead-letter file with the server message, reaches Catch once and completes (settled for good), the next batch is written', async () => {
     double.script.push(v2Error(422, 'unprocessable entity', 'failure writing points: field type conflict'));
-    const { out, caught, statuses } = await load();
+    const { out, caught, statuses, completed } = await load();
     out.receive({ payload: hcReading('bad', T0, 1) });
     await waitFor('the rejection', () => caught.length === 1);
+    await waitFor(
+      'the message completed: sending it again would change nothing',
+      () => completed.length === 1,
+    );
     assert.match(
       caught[0].error!.message,
       /rejected 1 lines \(HTTP 422: failure writing points: field type conflict\)/,

@@ -30,10 +30,17 @@ export function projectBrokerSettings(): string[] {
     );
 }
 
-/** A TCP proxy in front of the broker: cutting it is a Pi losing its network, the broker staying up. */
+/**
+ * A TCP proxy in front of the broker: cutting it is a Pi losing its network, the broker staying up. A partition
+ * drops every byte both ways without closing anything (a cable pulled further away): each end finds out by its own
+ * keepalive, and a connection made meanwhile hangs. When it heals, connections one end closed meanwhile are closed.
+ */
 export class LinkCutter {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  private partitioned = false;
+  /** Sockets whose other end closed during the partition. */
+  private readonly orphans = new Set<net.Socket>();
   constructor(
     readonly port: number,
     private readonly target: number,
@@ -41,17 +48,33 @@ export class LinkCutter {
 
   async open(): Promise<void> {
     this.server = net.createServer((client) => {
+      this.track(client);
+      if (this.partitioned) return; // the connection hangs: nothing reaches the broker
       const upstream = net.connect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', (e) => console.log(`# LinkCutter ${this.port}→${this.target}: ${e.message}`));
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
+      this.track(upstream);
+      client.on('data', (d) => this.partitioned || upstream.write(d));
+      upstream.on('data', (d) => this.partitioned || client.write(d));
+      client.on('close', () => (this.partitioned ? this.orphans.add(upstream) : upstream.destroy()));
+      upstream.on('close', () => (this.partitioned ? this.orphans.add(client) : client.destroy()));
     });
     await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
+  }
+
+  private track(s: net.Socket): void {
+    this.sockets.add(s);
+    s.on('close', () => this.sockets.delete(s));
+    s.on('error', (e) => console.log(`# LinkCutter ${this.port}→${this.target}: ${e.message}`));
+  }
+
+  /** Drop everything both ways, closing nothing, until `heal`. */
+  partition(): void {
+    this.partitioned = true;
+  }
+
+  heal(): void {
+    this.partitioned = false;
+    for (const s of this.orphans) s.destroy();
+    this.orphans.clear();
   }
 
   async cut(): Promise<void> {
@@ -78,6 +101,8 @@ export interface Site {
   readonly database: string;
   /** The Pi's MQTT path goes through this proxy. */
   readonly link: LinkCutter;
+  /** Each server's MQTT path goes through its own proxy. */
+  readonly serverLinks: LinkCutter[];
   readonly options: SiteOptions;
 }
 
@@ -94,6 +119,8 @@ export interface SiteOptions {
   /** The servers write with an account granted WRITE on the database only, as docker/influxdb/init.sh makes it. */
   readonly writeOnly?: boolean;
   readonly readingsTopic?: string;
+  /** Changes to the Pi's teleinfo-spool settings (e.g. a Pi of before end-to-end acknowledgement). */
+  readonly piSpool?: Record<string, string>;
   /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
   /**
    * The shipped broker (docker/mosquitto: TLS, one account each, the ACL) with these accounts and certificates,
@@ -133,6 +160,12 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
   await link.open();
   const piDir = tempDir('e2e-pi');
   const serverDirs = Array.from({ length: options.servers ?? 1 }, () => tempDir('e2e-server'));
+  const serverLinks: LinkCutter[] = [];
+  while (serverLinks.length < serverDirs.length) {
+    const link = new LinkCutter(await freePort(), mosquitto.port);
+    await link.open();
+    serverLinks.push(link);
+  }
   const site: Site = {
     mosquitto,
     influxd,
@@ -143,12 +176,13 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
     serverDirs,
     database,
     link,
+    serverLinks,
     options,
     servers: [],
     pi: null as unknown as NodeRedProcess, // started last, once the servers subscribed
   };
   for (const i of serverDirs.keys()) site.servers.push(await startServer(site, i));
-  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.pi);
+  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.pi, options.piSpool);
   return site;
 }
 
@@ -185,12 +219,21 @@ export async function restartInfluxd(site: Site): Promise<void> {
 
 export function serverEnv(site: Site, index: number): Record<string, string> {
   const { readingsTopic, secure } = site.options;
+  // Servers after the first have their own account, server-<n>, when the broker has one.
+  const own = `server-${index + 1}`;
+  const account: Record<string, string> =
+    secure && index > 0 && secure.accounts.servers[own] !== undefined
+      ? { MQTT_USER: own, MQTT_PASSWORD: secure.accounts.servers[own] }
+      : {};
   return {
     ...(readingsTopic ? { MQTT_READINGS_TOPIC: readingsTopic } : {}),
     ...secure?.server,
-    MQTT_URL: mqttUrl(site, site.mosquitto.port),
+    ...account,
+    MQTT_URL: mqttUrl(site, site.serverLinks[index].port),
     // The shipped broker binds an account to its client id.
-    MQTT_CLIENT_ID: secure ? clientId(secure.server.MQTT_USER) : `teleinfo-e2e-server-${index + 1}`,
+    MQTT_CLIENT_ID: secure
+      ? clientId(account.MQTT_USER ?? secure.server.MQTT_USER)
+      : `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: site.influxd.url,
     INFLUX_DB: site.database,
     INFLUX_USER: site.options.writeOnly ? 'writer' : 'admin',
@@ -319,11 +362,11 @@ export async function storedSince(
 }
 
 /**
- * No more readings (the box stops answering), wait for every reading the Pi sent in InfluxDB, stop the Pi, and
- * count. The Pi runs while its spool drains: stopped first, it would keep the readings of its last poll for its
+ * No more readings (the box stops answering), wait for every reading the Pi sent in InfluxDB (and `drained`), stop
+ * the Pi, and count. The Pi runs while its spool drains: stopped first, it would keep the readings of its last poll for its
  * next start (not lost, but never stored in this test).
  */
-export async function settle(site: Site, timeoutMs = 120_000) {
+export async function settle(site: Site, timeoutMs = 120_000, drained?: () => Promise<boolean>) {
   site.box.setFaults({ offlineMs: timeoutMs + 60_000 });
   let sent = sentKeys(site.piDir);
   let stored = new Map<string, number | null>();
@@ -333,6 +376,8 @@ export async function settle(site: Site, timeoutMs = 120_000) {
     return [...sent.keys()].every((k) => stored.has(k));
   };
   await waitFor('every sent reading in InfluxDB', allStored, timeoutMs).catch(() => undefined);
+  // What the Pi must have done before it stops (its spool released what the servers acknowledged).
+  if (drained) await waitFor('the Pi drained', drained, 30_000).catch(() => undefined);
   await site.pi.stop();
   // A poll answered just before the box went away: its readings too.
   await waitFor('every sent reading in InfluxDB', allStored, 10_000).catch(() => undefined);
@@ -346,6 +391,7 @@ export async function stopSite(site: Site): Promise<void> {
   await site.pi.stop();
   for (const s of site.servers) await s.stop();
   await site.link.cut();
+  for (const link of site.serverLinks) await link.cut();
   await site.box.close();
   await site.mosquitto.stop();
   await site.influxd.stop();

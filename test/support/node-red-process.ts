@@ -147,3 +147,30 @@ export async function editorToken(editor: string, password: string): Promise<str
   });
   return res.ok ? ((await res.json()) as { access_token: string }).access_token : null;
 }
+
+/** What the editor shows under a node: its last status, as Node-RED's comms websocket gives it to the editor. */
+export async function editorStatus(url: string, id: string): Promise<{ text?: string; fill?: string }> {
+  type Socket = {
+    on(event: string, listener: (data: unknown) => void): void;
+    send(data: string): void;
+    close(): void;
+  };
+  const WebSocket = module.require('ws') as new (url: string) => Socket;
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/comms`);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new Error(`no status of ${id}`));
+    }, 10_000);
+    ws.on('open', () => ws.send(JSON.stringify({ subscribe: 'status/#' })));
+    ws.on('error', reject);
+    ws.on('message', (data) => {
+      const messages = [JSON.parse(String(data))].flat() as { topic: string; data: { text?: string } }[];
+      const mine = messages.find((m) => m.topic === `status/${id}`);
+      if (!mine) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve(mine.data);
+    });
+  });
+}

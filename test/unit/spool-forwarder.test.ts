@@ -14,9 +14,9 @@ function buffer(dir: string, overlapMs: number, acks?: { window: number }) {
   const spool = new Spool(dir, { segmentBytes: 1024, maxBytes: 1 << 20 });
   const saf = new SpoolForwarder(
     spool,
-    { overlapMs, replayBatch: 7, window: acks?.window ?? 100, brokerAcks: acks !== undefined },
+    { overlapMs, replayBatch: 7, window: acks?.window ?? 100, release: acks ? 'broker' : 'overlap' },
     // One message per record, as teleinfo-spool forwards readings of different topics.
-    (records, token) => {
+    (records, _seqs, token) => {
       const refused = records
         .filter((r) => r.startsWith('bad'))
         .map((record) => ({ record, reason: 'not a record' }));
@@ -77,7 +77,7 @@ describe('spool forwarder (teleinfo-spool)', () => {
     await turn();
     assert.equal(forwarded.length, 10);
     forwarded.length = 0;
-    saf.replayOverlap();
+    saf.replayRequested();
     assert.equal(saf.state, 'replaying');
     saf.offer(['r10']); // queued behind the replay
     await waitFor('the replay', () => saf.state === 'up');
@@ -90,7 +90,7 @@ describe('spool forwarder (teleinfo-spool)', () => {
     assert.equal(saf.counters.replayed, 11);
     saf.setLink(false);
     forwarded.length = 0;
-    saf.replayOverlap();
+    saf.replayRequested();
     assert.equal(saf.state, 'down');
     assert.deepEqual(forwarded, []);
     saf.close();
@@ -189,8 +189,8 @@ describe('spool forwarder (teleinfo-spool)', () => {
     // Two messages per call, as teleinfo-spool does for two topics: even records in one, odd ones in the other.
     const saf = new SpoolForwarder(
       spool,
-      { overlapMs: 5, replayBatch: 100, window: 10, brokerAcks: true },
-      (records, token) => {
+      { overlapMs: 5, replayBatch: 100, window: 10, release: 'broker' },
+      (records, _seqs, token) => {
         messages.push({ records: records.filter((_, i) => i % 2 === 0), token });
         messages.push({ records: records.filter((_, i) => i % 2 === 1), token });
         return { messages: 2, refused: [] };
@@ -234,8 +234,8 @@ describe('spool forwarder (teleinfo-spool)', () => {
     const spool = new Spool(tempDir('saf'), { segmentBytes: 1024, maxBytes: 1 << 20 });
     const saf = new SpoolForwarder(
       spool,
-      { overlapMs: 60_000, replayBatch: 100, window: 8, brokerAcks: true },
-      (_records, token) => {
+      { overlapMs: 60_000, replayBatch: 100, window: 8, release: 'broker' },
+      (_records, _seqs, token) => {
         messages.push(token);
         return { messages: 1, refused: [] };
       },
@@ -246,7 +246,7 @@ describe('spool forwarder (teleinfo-spool)', () => {
     await turn();
     assert.equal(saf.inFlight, 6);
     const before = messages.splice(0);
-    saf.replayOverlap(); // the 6 are forwarded again, behind the 6 still in flight
+    saf.replayRequested(); // the 6 are forwarded again, behind the 6 still in flight
     assert.equal(saf.inFlight, 6, 'the stale message still holds its 6 records of the window');
     for (const token of before) saf.acknowledged(token);
     assert.equal(saf.inFlight, 0, 'its late acknowledgement frees them');
@@ -293,11 +293,208 @@ describe('spool forwarder (teleinfo-spool)', () => {
     for (const overlapMs of [0, -5, NaN])
       assert.throws(
         () =>
-          new SpoolForwarder(spool, { overlapMs, replayBatch: 1, window: 1, brokerAcks: false }, () => ({
+          new SpoolForwarder(spool, { overlapMs, replayBatch: 1, window: 1, release: 'overlap' }, () => ({
             messages: 0,
             refused: [],
           })),
         /more than 0/,
       );
   });
+});
+
+describe("spool forwarder released by the servers' acknowledgements", () => {
+  /** A forwarder whose link records what it sends, with each record's number. */
+  function numbered(dir: string, window = 100, stallMs = 60_000) {
+    const sent: { record: string; seq: number; token: number; at: number }[] = [];
+    const spool = new Spool(dir, { segmentBytes: 1024, maxBytes: 1 << 20 });
+    const saf = new SpoolForwarder(
+      spool,
+      { release: 'server', overlapMs: 1, stallMs, replayBatch: 7, window },
+      (records, seqs, token) => {
+        records.forEach((record, i) => sent.push({ record, seq: seqs[i], token, at: Date.now() }));
+        return { messages: records.length, refused: [] };
+      },
+    );
+    const puback = () => {
+      // One message per record: a PUBACK for each.
+      for (const { token } of sent) saf.acknowledged(token);
+    };
+    return { saf, spool, sent, puback };
+  }
+
+  test('numbered from the head, kept until a server stored them, in whatever order servers say so', async () => {
+    const { saf, spool, sent, puback } = numbered(tempDir('saf'));
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(['r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    await turn();
+    assert.deepEqual(
+      sent.map((s) => s.seq),
+      [0, 1, 2, 3, 4, 5],
+    );
+    puback();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(spool.length, 6, 'the broker having them releases nothing');
+    assert.equal(
+      saf.serverAcked('0000000000000000', [[0, 5]]),
+      0,
+      "another stream's acknowledgement is ignored",
+    );
+    assert.equal(
+      saf.serverAcked(spool.stream, [[3, 5]]),
+      0,
+      'a second server stored the last three: the head waits',
+    );
+    assert.equal(saf.serverAcked(spool.stream, [[0, 2]]), 6, 'the first three: everything goes');
+    assert.equal(spool.length, 0);
+    assert.equal(spool.headSeq, 6);
+    assert.equal(saf.counters.stored, 6);
+    saf.close();
+  });
+
+  test('a replay request sends what no server acknowledged, from the first, skipping what one did', async () => {
+    const { saf, spool, sent, puback } = numbered(tempDir('saf'));
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(Array.from({ length: 10 }, (_, i) => `r${i}`));
+    await turn();
+    puback();
+    saf.serverAcked(spool.stream, [
+      [2, 4],
+      [8, 8],
+    ]);
+    sent.length = 0;
+    saf.replayRequested();
+    await waitFor('the replay', () => saf.state === 'up');
+    assert.deepEqual(
+      sent.map((s) => s.record),
+      ['r0', 'r1', 'r5', 'r6', 'r7', 'r9'],
+    );
+    puback();
+    saf.serverAcked(spool.stream, [[0, 9]]);
+    assert.equal(spool.length, 0);
+    saf.close();
+  });
+
+  test('the oldest unacknowledged while servers acknowledge others, longer than the stall: sent again, then the wait doubles', async () => {
+    const { saf, spool, sent, puback } = numbered(tempDir('saf'), 100, 150);
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(['r0']);
+    await turn();
+    saf.offer(['r1']);
+    await turn();
+    puback();
+    // Nothing acknowledged at all: no server is storing, so nothing is sent again (each asks when it is back).
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(sent.length, 2);
+    saf.serverAcked(spool.stream, [[1, 1]]);
+    await waitFor('r0 sent again after the stall, not r1', () => sent.length === 3, 5000);
+    assert.equal(sent[2].record, 'r0');
+    puback();
+    saf.serverAcked(spool.stream, [[1, 1]]);
+    await waitFor('sent again after twice the stall', () => sent.length === 4, 5000);
+    // Each wait is counted from when the record was sent (to the millisecond).
+    const second = sent[3].at - sent[2].at + 1;
+    assert.equal(saf.counters.stalls, 2);
+    assert.ok(second >= 300, `the second wait (${second} ms) is at least twice the stall`);
+    puback();
+    saf.serverAcked(spool.stream, [[0, 0]]);
+    assert.equal(spool.length, 0);
+    saf.close();
+  });
+
+  test('numbers survive a restart: acknowledgements of what was sent before it release the same records', async () => {
+    const dir = tempDir('saf');
+    const before = numbered(dir);
+    before.saf.offer(['r0']);
+    await turn();
+    before.saf.setLink(true);
+    await waitFor('caught up', () => before.saf.state === 'up');
+    before.saf.offer(['r1', 'r2']);
+    await turn();
+    assert.equal(before.sent.length, 3);
+    before.puback();
+    before.saf.serverAcked(before.spool.stream, [[0, 0]]);
+    const stream = before.spool.stream;
+    before.saf.close();
+    const after = numbered(dir);
+    assert.equal(after.spool.stream, stream);
+    assert.equal(after.spool.headSeq, 1);
+    after.saf.setLink(true);
+    await waitFor('sent again', () => after.sent.length === 2);
+    assert.deepEqual(
+      after.sent.map((s) => [s.record, s.seq]),
+      [
+        ['r1', 1],
+        ['r2', 2],
+      ],
+    );
+    after.saf.offer(['r3']);
+    await turn();
+    assert.equal(after.sent.at(-1)!.seq, 3);
+    after.puback();
+    after.saf.serverAcked(stream, [[1, 3]]);
+    assert.equal(after.spool.length, 0);
+    after.saf.close();
+    // A spool made afresh in another folder is another stream: old acknowledgements cannot release its records.
+    assert.notEqual(numbered(tempDir('saf')).spool.stream, stream);
+  });
+
+  test('stored before its PUBACK came back: released, and its room in the window freed by the late PUBACK', async () => {
+    const { saf, spool, sent } = numbered(tempDir('saf'), 4);
+    saf.setLink(true);
+    await waitFor('caught up', () => saf.state === 'up');
+    saf.offer(['r0', 'r1', 'r2', 'r3']);
+    await turn();
+    assert.equal(saf.inFlight, 4);
+    saf.serverAcked(spool.stream, [[0, 3]]);
+    assert.equal(spool.length, 0);
+    assert.equal(saf.inFlight, 4, 'the broker has not said it has them yet');
+    for (const { token } of sent) saf.acknowledged(token);
+    assert.equal(saf.inFlight, 0);
+    saf.close();
+  });
+
+  test('numbers a server could not have had are ignored', async () => {
+    const { saf, spool } = numbered(tempDir('saf'));
+    saf.offer(['r0']);
+    await turn();
+    assert.equal(saf.serverAcked(spool.stream, [[0, 1_000_000]]), 0, 'nothing was sent');
+    saf.setLink(true);
+    await waitFor('sent', () => saf.state === 'up');
+    assert.equal(saf.serverAcked(spool.stream, [[1, 1_000_000]]), 0, 'numbers past the tail');
+    assert.equal(saf.serverAcked(spool.stream, [[0, 0]]), 1);
+    saf.close();
+  });
+});
+
+test('released by servers: a spool full while the servers are away drops its oldest, and the rest is numbered and released as sent', async () => {
+  const sent: { record: string; seq: number; token: number }[] = [];
+  const spool = new Spool(tempDir('saf'), { segmentBytes: 1024, maxBytes: 4096 });
+  const saf = new SpoolForwarder(
+    spool,
+    { release: 'server', overlapMs: 1, stallMs: 60_000, replayBatch: 7, window: 1000 },
+    (records, seqs, token) => {
+      records.forEach((record, i) => sent.push({ record, seq: seqs[i], token }));
+      return { messages: records.length, refused: [] };
+    },
+  );
+  saf.setLink(true);
+  await waitFor('caught up', () => saf.state === 'up');
+  saf.offer(['r0', 'r1']);
+  await turn();
+  // The servers never answer: the spool fills and drops its oldest segments, r0 and r1 among them.
+  for (let i = 2; i < 400; i++) saf.offer([`r${i}-${'x'.repeat(40)}`]);
+  await turn();
+  assert.ok(spool.counters.dropped > 0, 'dropped');
+  assert.equal(spool.headSeq, spool.counters.dropped, 'the head is numbered past what was dropped');
+  saf.serverAcked(spool.stream, [[0, 399]]);
+  assert.equal(spool.length, 0, 'what was sent and acknowledged is released, whatever was dropped before it');
+  assert.deepEqual(
+    sent.map((s) => s.seq),
+    Array.from({ length: 400 }, (_, i) => i),
+    'each record went once, with its number',
+  );
+  saf.close();
 });

@@ -138,11 +138,12 @@ export class WritePipeline {
   }
 
   /**
-   * Accept lines. They reach the spool file before the next event-loop turn, in one write with the other lines of
+   * Accept lines. Returns false when `done` will be called once they are spooled rather than written (past the
+   * bound of messages waiting). They reach the spool file before the next event-loop turn, in one write with the other lines of
    * that turn. `done` is never called before that; it completes when they are written (or rejected, or dropped).
    * `owner` (the Pi that sent them) holds at most its share of a spool half full: beyond, its lines are refused.
    */
-  accept(lines: readonly string[], done?: Waiter, owner = ''): void {
+  accept(lines: readonly string[], done?: Waiter, owner = ''): boolean {
     if (this.closing) throw new Error('the InfluxDB writer is closing');
     checkRecordSizes(lines, 'point');
     let bytes = 0;
@@ -154,12 +155,13 @@ export class WritePipeline {
           `${owner} holds its share of the spool (${this.shares.bytesOf(owner)} bytes of ${this.spool.capacity}) while InfluxDB does not take them: ${lines.length} lines refused`,
         ),
       );
-      return;
+      return true;
     }
     this.shares.added(owner, lines.length, bytes);
     // Past the ledger's bound, a message completes once its lines survive in the spool.
     const tracked = this.ledger.expect(lines.length, done);
     this.batcher.add(lines, tracked ? undefined : done);
+    return tracked;
   }
 
   private spoolTurn(lines: string[], waiters: Waiter[]): void {
@@ -358,7 +360,7 @@ export class WritePipeline {
         : outcome === 'full'
           ? 'the dead-letter file is full, so they were only counted'
           : `the dead-letter file could not be written (${outcome.message}), so they were only counted`;
-      error = new Error(`InfluxDB rejected ${lines.length} lines (${result.message}); ${where}`);
+      error = new RejectedLines(`InfluxDB rejected ${lines.length} lines (${result.message}); ${where}`);
       this.listener.rejected(result, lines.length, this.deadLetters.file, stored);
     }
     const released = this.spool.ack(batch.end);
@@ -428,3 +430,6 @@ export class WritePipeline {
 function lineBatch(lines: readonly string[]): LineBatch {
   return { lines, data: Buffer.from(lines.join('\n') + '\n') };
 }
+
+/** InfluxDB refused these lines for good (a 400, not a failure to retry): sending them again changes nothing. */
+export class RejectedLines extends Error {}

@@ -2,4 +2,10 @@ export { checkRecordSizes, MAX_RECORD_BYTES } from './frame';
 export { nodeIo, spoolDir, type SpoolIo } from './io';
 export * from './spool';
 export { TurnBatcher, type Waiter } from './turn-batcher';
-export { messageRecord, payloadArray, splitMessageRecord } from './message-record';
+export {
+  messageRecord,
+  payloadArray,
+  recordMessages,
+  splitMessageRecord,
+  type OutgoingMessage,
+} from './message-record';

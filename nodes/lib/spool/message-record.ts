@@ -5,6 +5,8 @@
  * (`npm run bench:pi`: 11,091 readings/s before, 24,184 after).
  */
 
+import { SeqRanges, SEQ_PROPERTY, STREAM_PROPERTY } from '../acknowledgement';
+
 const HEAD = '{"topic":"';
 const PAYLOAD = '","payload":';
 
@@ -35,4 +37,59 @@ export function splitMessageRecord(record: string): { topic: string; payload: st
 /** The JSON text of an array of payloads given as JSON texts. */
 export function payloadArray(payloads: readonly string[]): string {
   return `[${payloads.join(',')}]`;
+}
+
+/** An MQTT message of readings, as teleinfo-spool hands it to an mqtt out. */
+export interface OutgoingMessage {
+  readonly topic: string;
+  /** The reading's JSON text, or a JSON array of readings of that topic. */
+  readonly payload: string;
+  /** Where servers acknowledge: the spool's stream and the readings' numbers, as MQTT 5 user properties. */
+  readonly userProperties?: Record<string, string>;
+}
+
+/**
+ * Spooled records as messages: up to `perMessage` readings of one topic in one message (an array, in their order),
+ * so that a backlog costs one message per many readings; each with its readings' numbers when `numbered`. A record
+ * that is not a {topic, payload} is refused (never sent).
+ */
+export function recordMessages(
+  records: readonly string[],
+  perMessage: number,
+  numbered: { readonly stream: string; readonly seqs: readonly number[] } | null,
+): { messages: OutgoingMessage[]; refused: { record: string; reason: string }[] } {
+  const refused: { record: string; reason: string }[] = [];
+  const byTopic = new Map<string, { payloads: string[]; seqs: number[] }>();
+  records.forEach((record, i) => {
+    const msg = splitMessageRecord(record);
+    if (typeof msg === 'string') {
+      refused.push({ record, reason: msg });
+      return;
+    }
+    let same = byTopic.get(msg.topic);
+    if (!same) byTopic.set(msg.topic, (same = { payloads: [], seqs: [] }));
+    same.payloads.push(msg.payload);
+    if (numbered) same.seqs.push(numbered.seqs[i]);
+  });
+  const messages: OutgoingMessage[] = [];
+  for (const [topic, { payloads, seqs }] of byTopic) {
+    for (let i = 0; i < payloads.length; i += perMessage) {
+      const payload =
+        perMessage === 1 || payloads.length - i === 1
+          ? payloads[i]
+          : payloadArray(payloads.slice(i, i + perMessage));
+      if (!numbered) {
+        messages.push({ topic, payload });
+        continue;
+      }
+      const ranges = new SeqRanges();
+      ranges.addAll(seqs.slice(i, i + perMessage));
+      messages.push({
+        topic,
+        payload,
+        userProperties: { [STREAM_PROPERTY]: numbered.stream, [SEQ_PROPERTY]: ranges.toString() },
+      });
+    }
+  }
+  return { messages, refused };
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import {
   checkRecordSizes,
   encodeFrames,
@@ -108,6 +109,9 @@ export class Spool {
   private readonly io: SpoolIo;
   private segments: Segment[] = [];
   private head: SpoolPosition = { segment: 1, offset: MAGIC.length, lines: 0 };
+  /** The sequence number of the record at the head: records are numbered in order since the spool was made. */
+  private seq = 0;
+  private streamId = '';
   private fd: number | null = null;
   /** Sums over `segments`, kept up to date rather than recomputed on every append. */
   private totalBytes = 0;
@@ -221,24 +225,49 @@ export class Spool {
       this.addSegment({ id, bytes: MAGIC.length, lines: 0, created: false, broken: false });
     }
     this.head = head ?? { segment: this.segments[0].id, offset: MAGIC.length, lines: 0 };
+    // A head of before the numbering (or none): a new stream, numbered from here; nobody holds its numbers yet.
+    const numbered =
+      saved?.stream !== undefined && saved.segment === this.head.segment && saved.offset === this.head.offset;
+    this.streamId = numbered ? saved.stream! : randomBytes(8).toString('hex');
+    this.seq = numbered ? saved.seq! : 0;
     this.counters.recovered = this.length;
-    if (this.obsolete.length > 0 || saved?.format !== FORMAT || saved.segment !== this.head.segment)
+    if (
+      !numbered ||
+      this.obsolete.length > 0 ||
+      saved?.format !== FORMAT ||
+      saved.segment !== this.head.segment
+    )
       this.saveHead();
   }
 
-  private readHead(): { segment: number; offset: number; format: number } | null {
+  private readHead(): {
+    segment: number;
+    offset: number;
+    format: number;
+    stream?: string;
+    seq?: number;
+  } | null {
     try {
       const saved = JSON.parse(this.io.readFile(path.join(this.dir, HEAD))?.toString() ?? 'null') as {
         segment?: unknown;
         offset?: unknown;
         format?: unknown;
+        stream?: unknown;
+        seq?: unknown;
       } | null;
-      if (saved && Number.isSafeInteger(saved.segment) && Number.isSafeInteger(saved.offset))
+      if (saved && Number.isSafeInteger(saved.segment) && Number.isSafeInteger(saved.offset)) {
+        const numbered =
+          typeof saved.stream === 'string' &&
+          /^[0-9a-f]{16}$/.test(saved.stream) &&
+          Number.isSafeInteger(saved.seq) &&
+          (saved.seq as number) >= 0;
         return {
           segment: saved.segment as number,
           offset: saved.offset as number,
           format: Number(saved.format ?? 1),
+          ...(numbered ? { stream: saved.stream as string, seq: saved.seq as number } : {}),
         };
+      }
     } catch {
       // A torn head file: the old one was replaced atomically, so this is a head saved by hand. Start over.
     }
@@ -491,6 +520,21 @@ export class Spool {
     return { segment: last.id, offset: last.bytes, lines: last.lines };
   }
 
+  /** This spool's stream: a random id made with it, kept with its head. */
+  get stream(): string {
+    return this.streamId;
+  }
+
+  /** The sequence number of the first record not yet acknowledged. */
+  get headSeq(): number {
+    return this.seq;
+  }
+
+  /** The sequence number the next record appended gets. */
+  get nextSeq(): number {
+    return this.seq + this.length;
+  }
+
   /** The position of the first record not yet acknowledged. */
   get headPosition(): SpoolPosition {
     return { ...this.head };
@@ -624,13 +668,16 @@ export class Spool {
       this.head = { segment: only.id + 1, offset: MAGIC.length, lines: 0 };
     }
     this.counters.acked += released;
+    this.seq += released;
     this.saveHead();
     return released;
   }
 
   private dropOldest(): void {
     const oldest = this.shiftSegment();
-    this.counters.dropped += oldest.lines - (oldest.id === this.head.segment ? this.head.lines : 0);
+    const dropped = oldest.lines - (oldest.id === this.head.segment ? this.head.lines : 0);
+    this.counters.dropped += dropped;
+    this.seq += dropped;
     this.head = { segment: this.segments[0].id, offset: MAGIC.length, lines: 0 };
     this.saveHead();
   }
@@ -639,7 +686,11 @@ export class Spool {
   private saveHead(): void {
     const tmp = path.join(this.dir, `${HEAD}.tmp`);
     try {
-      this.io.writeFile(tmp, JSON.stringify({ ...this.head, format: FORMAT }), this.durable);
+      this.io.writeFile(
+        tmp,
+        JSON.stringify({ ...this.head, format: FORMAT, stream: this.streamId, seq: this.seq }),
+        this.durable,
+      );
       this.io.rename(tmp, path.join(this.dir, HEAD));
       if (this.durable) this.io.syncDir(this.dir);
     } catch (e) {
