@@ -37,9 +37,12 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.mjs'], languageOptions: { sourceType: 'module' } },
-  // The editor's shared script runs in the browser, beside Node-RED's editor (jQuery).
+  // The editor's toolkit runs in the browser, beside Node-RED's editor (RED, jQuery).
   {
     files: ['resources/**/*.js'],
-    languageOptions: { sourceType: 'script', globals: { window: 'readonly', $: 'readonly' } },
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', $: 'readonly', RED: 'readonly' },
+    },
   },
 );

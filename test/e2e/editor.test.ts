@@ -149,12 +149,29 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       type,
     );
     assert.ok(help.length > 200, `${type} has help`);
+    // The toolkit built a field for every setting and credential the node has.
+    const missing = await page.evaluate(
+      ([t, prefix]) => {
+        const def = (
+          RED as unknown as {
+            nodes: { getType(t: string): { defaults: object; credentials?: object } };
+          }
+        ).nodes.getType(t);
+        return [...Object.keys(def.defaults), ...Object.keys(def.credentials ?? {})]
+          .filter((p) => p !== 'outputs')
+          .filter((p) => !document.getElementById(prefix + p));
+      },
+      [type, dialog === 'node' ? 'node-input-' : 'node-config-input-'],
+    );
+    assert.deepEqual(missing, [], `${type}: settings without a field`);
     await page.click(`#${dialog}-dialog-cancel`);
     await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
   }
 
   for (const type of [
     'ecodevices-in',
+    'teleinfo-parse',
+    'teleinfo-admit',
     'influx-teleinfo-out',
     'teleinfo-spool',
     'teleinfo-resubscribe',
@@ -175,6 +192,30 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       await checkDialog(type, 'node', 2);
     });
   }
+
+  test("teleinfo-spool's dialog shows the overlap or the stall, as its release asks", async () => {
+    await page.evaluate(() => {
+      const r = RED as unknown as {
+        view: { importNodes(n: unknown[]): void };
+        nodes: { node(id: string): object };
+        editor: { edit(n: object): void };
+      };
+      r.view.importNodes([
+        { id: 'dialog-spool-release', type: 'teleinfo-spool', ack: 'server', x: 200, y: 500 },
+      ]);
+      r.editor.edit(r.nodes.node('dialog-spool-release'));
+    });
+    await page.waitForSelector('#node-input-ack', { state: 'visible' });
+    const shown = async () => ({
+      overlap: await page.locator('#node-input-overlap').isVisible(),
+      stall: await page.locator('#node-input-stall').isVisible(),
+    });
+    assert.deepEqual(await shown(), { overlap: false, stall: true });
+    await page.selectOption('#node-input-ack', 'broker');
+    assert.deepEqual(await shown(), { overlap: true, stall: false });
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+  });
 
   for (const type of ['ecodevices-device', 'influxdb-teleinfo-server']) {
     test(`${type} (config node): its edit dialog opens with every label translated, and its help is there`, async () => {

@@ -60,10 +60,16 @@ export class LinkCutter {
     await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
   }
 
+  private lastError = '';
+
   private track(s: net.Socket): void {
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
-    s.on('error', (e) => console.log(`# LinkCutter ${this.port}→${this.target}: ${e.message}`));
+    s.on('error', (e) => {
+      // Once per kind: a broker that is down refuses every retry alike.
+      if (e.message !== this.lastError) console.log(`# LinkCutter ${this.port}→${this.target}: ${e.message}`);
+      this.lastError = e.message;
+    });
   }
 
   /** Drop everything both ways, closing nothing, until `heal`. */
