@@ -117,6 +117,20 @@ describe('the Live dashboard (Dashboard 2.0) in Chromium', { skip }, () => {
         text.includes('pi-dash') && text.includes('overrun') && /HCHC|HCHP/.test(text) && /BBRH/.test(text)
       );
     });
+    // At 1,400 px, nothing covers the cards: no navigation drawer over their left, every card in the view.
+    const covered = await page.evaluate(() => {
+      const drawers = Array.from(document.querySelectorAll('.v-navigation-drawer'))
+        .map((d) => d.getBoundingClientRect())
+        .filter((r) => r.width > 0 && r.right > 0);
+      return Array.from(document.querySelectorAll('.nrdb-ui-group')).flatMap((g) => {
+        const r = g.getBoundingClientRect();
+        const under = drawers.some(
+          (d) => d.right > r.left && d.left < r.right && d.bottom > r.top && d.top < r.bottom,
+        );
+        return under || r.left < 0 || r.right > window.innerWidth ? [g.textContent?.slice(0, 30) ?? ''] : [];
+      });
+    });
+    assert.deepEqual(covered, [], 'cards covered or out of the view');
     await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
   });
 });

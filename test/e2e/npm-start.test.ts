@@ -97,6 +97,29 @@ async function runDemo(
 }
 
 /** A fresh clone of this repository (what is committed), in a temporary folder. */
+/**
+ * The README's other commands a newcomer runs in the clone once `npm ci` is done, as written there: the simulator's
+ * help, and the editor's password hash (the password on its standard input, as a user types it).
+ */
+function readmeToolCommands(clone: string): void {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const inline = new Set([...readme.matchAll(/`(npx [^`]+)`/g)].map((m) => m[1]));
+  for (const [command, input, expected] of [
+    ['npx teleinfo-sim --help', '', /--spike/],
+    ['npx node-red admin hash-pw', 'a newcomer password\n', /\$2[aby]\$\d\d\$/],
+  ] as const) {
+    assert.ok(inline.has(command), `the README says ${command}`);
+    const out = execFileSync('sh', ['-c', command], {
+      cwd: clone,
+      input,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.match(out, expected, `${command} in a fresh clone`);
+    console.log(`# README command in a clone: ${command}`);
+  }
+}
+
 function freshClone(): string {
   const dir = tempDir('clone');
   execFileSync('git', ['clone', '--quiet', ROOT, dir]);
@@ -162,6 +185,7 @@ for (const broker of ['mosquitto', 'embedded'] as const) {
         },
         clone,
       );
+      if (broker === 'mosquitto') readmeToolCommands(clone);
       fs.rmSync(clone, { recursive: true, force: true });
     },
   );
