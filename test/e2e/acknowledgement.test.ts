@@ -21,7 +21,7 @@ import {
 import { Spool, spoolDir } from '../../nodes/lib/spool';
 import { editorStatus } from '../support/node-red-process';
 import { clientId } from '../support/shipped-broker';
-import { serviceSkip, tempDir, waitFor } from '../support/services';
+import { serviceSkip, tempDir, waitFor, alive } from '../support/services';
 import { makeCertificates } from '../support/tls';
 
 /**
@@ -346,15 +346,6 @@ describe(
     );
   },
 );
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A small seeded generator: the same seed, the same schedule. */
 function mulberry32(seed: number): () => number {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { describe, test } from 'node:test';
+import { withEditor } from '../support/chromium';
 import { ROOT } from '../support/fixtures';
-import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import { serviceSkip, tempDir } from '../support/services';
 
 interface FlowNode {
@@ -21,78 +20,50 @@ declare const RED: {
   };
 };
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: serviceSkip('chromium') }, () => {
-  let nr: NodeRedProcess;
-  let browser: Browser;
-  let page: Page;
   // UPDATE_SCREENSHOTS=1 writes them where the README shows them.
   const shots = process.env.UPDATE_SCREENSHOTS ? path.join(ROOT, 'docs') : tempDir('screens');
 
-  before(async () => {
-    nr = await startNodeRed();
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(nr.url, { timeout: 120_000 });
-    await page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
-      timeout: 120_000,
-    });
-  });
-  after(async () => {
-    await browser?.close();
-    await nr?.stop();
-  });
+  const ed = withEditor();
 
   test('the node sits in the teleinfo palette category with its icon', async () => {
-    assert.equal(await page.evaluate(() => RED.nodes.getType('teleinfo-parse')?.category), 'teleinfo');
-    const icon = await fetch(`${nr.url}/icons/node-red-contrib-teleinfo/teleinfo.svg`);
+    assert.equal(await ed.page.evaluate(() => RED.nodes.getType('teleinfo-parse')?.category), 'teleinfo');
+    const icon = await fetch(`${ed.nr.url}/icons/node-red-contrib-teleinfo/teleinfo.svg`);
     assert.equal(icon.status, 200);
     assert.match(await icon.text(), /<svg/);
   });
 
   test('drag from the palette, edit, deploy: the flow holds the chosen options', async () => {
-    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="teleinfo-parse"]');
+    const paletteNode = ed.page.locator('.red-ui-palette-node[data-palette-type="teleinfo-parse"]');
     await paletteNode.scrollIntoViewIfNeeded();
     const from = await paletteNode.boundingBox();
-    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    const chart = await ed.page.locator('#red-ui-workspace-chart').boundingBox();
     assert.ok(from && chart);
-    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + 300, chart.y + 200, { steps: 20 });
-    await page.mouse.up();
-    await page.waitForFunction(() => RED.nodes.filterNodes({ type: 'teleinfo-parse' }).length === 1);
+    await ed.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await ed.page.mouse.down();
+    await ed.page.mouse.move(chart.x + 300, chart.y + 200, { steps: 20 });
+    await ed.page.mouse.up();
+    await ed.page.waitForFunction(() => RED.nodes.filterNodes({ type: 'teleinfo-parse' }).length === 1);
 
-    await page
+    await ed.page
       .locator('#red-ui-workspace-chart g.red-ui-flow-node-group rect.red-ui-flow-node')
       .first()
       .dblclick();
-    await page.waitForSelector('#node-input-emit', { state: 'visible' });
-    assert.equal(await page.locator('.teleinfo-parse-interval').isVisible(), false);
-    await page.selectOption('#node-input-emit', 'interval');
-    assert.equal(await page.locator('.teleinfo-parse-interval').isVisible(), true);
-    await page.fill('#node-input-interval', '30');
-    await page.fill('#node-input-labels', 'PAPP, HCHC');
+    await ed.page.waitForSelector('#node-input-emit', { state: 'visible' });
+    assert.equal(await ed.page.locator('.teleinfo-parse-interval').isVisible(), false);
+    await ed.page.selectOption('#node-input-emit', 'interval');
+    assert.equal(await ed.page.locator('.teleinfo-parse-interval').isVisible(), true);
+    await ed.page.fill('#node-input-interval', '30');
+    await ed.page.fill('#node-input-labels', 'PAPP, HCHC');
     await chooseInTypedInput('#node-input-mode', 'red-ui-typedInput-option-trigger', 'historic');
-    await page.screenshot({ path: path.join(shots, 'edit-dialog.png') });
-    await page.click('#node-dialog-ok');
-    await page.click('#red-ui-header-button-deploy');
-    await page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', { timeout: 30_000 });
+    await ed.page.screenshot({ path: path.join(shots, 'edit-dialog.png') });
+    await ed.page.click('#node-dialog-ok');
+    await ed.page.click('#red-ui-header-button-deploy');
+    await ed.page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', {
+      timeout: 30_000,
+    });
 
-    const flows = (await (await fetch(`${nr.url}/flows`)).json()) as FlowNode[];
+    const flows = (await (await fetch(`${ed.nr.url}/flows`)).json()) as FlowNode[];
     const node = flows.find((n) => n.type === 'teleinfo-parse');
     assert.ok(node);
     assert.equal(node.emit, 'interval');
@@ -105,12 +76,12 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
 
   /** A user's click on a typedInput's type (or option) button, then on one entry of the menu it opens. */
   async function chooseInTypedInput(input: string, button: string, value: string) {
-    await page.locator(`${input} + .red-ui-typedInput-container button.${button}`).click();
-    await page.locator(`.red-ui-typedInput-options a[value="${value}"]`).locator('visible=true').click();
+    await ed.page.locator(`${input} + .red-ui-typedInput-container button.${button}`).click();
+    await ed.page.locator(`.red-ui-typedInput-options a[value="${value}"]`).locator('visible=true').click();
   }
 
   test('a field that may come from the environment offers the env type: the flow then names the variable', async () => {
-    await page.evaluate(() => {
+    await ed.page.evaluate(() => {
       const r = RED as unknown as {
         view: { importNodes(n: unknown[]): void };
         nodes: { node(id: string): object };
@@ -119,14 +90,14 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       r.view.importNodes([{ id: 'dialog-env-poll', type: 'ecodevices-in', x: 200, y: 420 }]);
       r.editor.edit(r.nodes.node('dialog-env-poll'));
     });
-    await page.waitForSelector('#node-input-interval', { state: 'attached' });
+    await ed.page.waitForSelector('#node-input-interval', { state: 'attached' });
     await chooseInTypedInput('#node-input-interval', 'red-ui-typedInput-type-select', 'env');
-    await page
+    await ed.page
       .locator('#node-input-interval + .red-ui-typedInput-container input.red-ui-typedInput-input')
       .fill('POLL_SECONDS');
-    await page.click('#node-dialog-ok');
-    await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
-    const node = await page.evaluate(() => {
+    await ed.page.click('#node-dialog-ok');
+    await ed.page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+    const node = await ed.page.evaluate(() => {
       const n = RED.nodes.node('dialog-env-poll') as unknown as { interval: string; intervalType: string };
       return { interval: n.interval, intervalType: n.intervalType };
     });
@@ -135,8 +106,8 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
 
   /** The open edit dialog (`node` or `node-config`): every label translated, the help there; then cancel it. */
   async function checkDialog(type: string, dialog: 'node' | 'node-config', minLabels: number) {
-    await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'visible' });
-    const labels = await page
+    await ed.page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'visible' });
+    const labels = await ed.page
       .locator('.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]')
       .allTextContents();
     assert.ok(labels.length >= minLabels, `${type} has labelled fields`);
@@ -144,13 +115,13 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       assert.ok(label.trim().length > 0, `${type}: empty label`);
       assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
     }
-    const help = await page.evaluate(
+    const help = await ed.page.evaluate(
       (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
       type,
     );
     assert.ok(help.length > 200, `${type} has help`);
     // The toolkit built a field for every setting and credential the node has.
-    const missing = await page.evaluate(
+    const missing = await ed.page.evaluate(
       ([t, prefix]) => {
         const def = (
           RED as unknown as {
@@ -164,8 +135,8 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       [type, dialog === 'node' ? 'node-input-' : 'node-config-input-'],
     );
     assert.deepEqual(missing, [], `${type}: settings without a field`);
-    await page.click(`#${dialog}-dialog-cancel`);
-    await page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
+    await ed.page.click(`#${dialog}-dialog-cancel`);
+    await ed.page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
   }
 
   for (const type of [
@@ -180,7 +151,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     'teleinfo-ha-discovery',
   ]) {
     test(`${type}: its edit dialog opens with every label translated, and its help is there`, async () => {
-      await page.evaluate((t) => {
+      await ed.page.evaluate((t) => {
         const r = RED as unknown as {
           view: { importNodes(n: unknown[]): void };
           nodes: { filterNodes(f: { type: string }): object[] };
@@ -194,7 +165,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   }
 
   test("teleinfo-spool's dialog shows the overlap or the stall, as its release asks", async () => {
-    await page.evaluate(() => {
+    await ed.page.evaluate(() => {
       const r = RED as unknown as {
         view: { importNodes(n: unknown[]): void };
         nodes: { node(id: string): object };
@@ -205,21 +176,21 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       ]);
       r.editor.edit(r.nodes.node('dialog-spool-release'));
     });
-    await page.waitForSelector('#node-input-ack', { state: 'visible' });
+    await ed.page.waitForSelector('#node-input-ack', { state: 'visible' });
     const shown = async () => ({
-      overlap: await page.locator('#node-input-overlap').isVisible(),
-      stall: await page.locator('#node-input-stall').isVisible(),
+      overlap: await ed.page.locator('#node-input-overlap').isVisible(),
+      stall: await ed.page.locator('#node-input-stall').isVisible(),
     });
     assert.deepEqual(await shown(), { overlap: false, stall: true });
-    await page.selectOption('#node-input-ack', 'broker');
+    await ed.page.selectOption('#node-input-ack', 'broker');
     assert.deepEqual(await shown(), { overlap: true, stall: false });
-    await page.click('#node-dialog-cancel');
-    await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+    await ed.page.click('#node-dialog-cancel');
+    await ed.page.waitForSelector('#node-dialog-ok', { state: 'detached' });
   });
 
   for (const type of ['ecodevices-device', 'influxdb-teleinfo-server']) {
     test(`${type} (config node): its edit dialog opens with every label translated, and its help is there`, async () => {
-      await page.evaluate((t) => {
+      await ed.page.evaluate((t) => {
         const r = RED as unknown as { editor: { editConfig(name: string, type: string, id: string): void } };
         r.editor.editConfig('', t, '_ADD_');
       }, type);
@@ -228,9 +199,9 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   }
 
   test('help and labels are in French for a French browser', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
+    const context = await ed.browser.newContext({ locale: 'fr-FR' });
     const fr = await context.newPage();
-    await fr.goto(nr.url, { timeout: 120_000 });
+    await fr.goto(ed.nr.url, { timeout: 120_000 });
     await fr.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
       timeout: 120_000,
     });
@@ -262,7 +233,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
       ['teleinfo-ha-discovery', 'prefix', 'home assistant'],
       ['teleinfo-ha-discovery', 'availabilityTopic', 'teleinfo/+/status'],
     ];
-    const results = await page.evaluate((all) => {
+    const results = await ed.page.evaluate((all) => {
       const r = RED as unknown as {
         nodes: {
           getType(t: string): { defaults: Record<string, { validate?: (v: string, o?: object) => unknown }> };
@@ -301,7 +272,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   test('the shipped flows import with every one of our nodes valid (no red triangle in the editor)', async () => {
     for (const file of ['flows/pi.json', 'flows/server.json']) {
       const flow = JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as FlowNode[];
-      const invalid = await page.evaluate((nodes) => {
+      const invalid = await ed.page.evaluate((nodes) => {
         const r = RED as unknown as {
           view: { importNodes(n: unknown[], o?: object): void };
           nodes: {

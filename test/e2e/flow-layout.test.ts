@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { describe, test } from 'node:test';
+import { withEditor } from '../support/chromium';
 import { ROOT } from '../support/fixtures';
-import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import { serviceSkip } from '../support/services';
 
 declare const RED: unknown;
@@ -33,27 +32,7 @@ describe(
   'the shipped flows and examples as laid out in the editor',
   { skip: serviceSkip('chromium') },
   () => {
-    let nr: NodeRedProcess;
-    let browser: Browser;
-    let page: Page;
-
-    before(async () => {
-      nr = await startNodeRed();
-      browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      });
-      page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-      await page.goto(nr.url, { timeout: 120_000 });
-      await page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
-        timeout: 120_000,
-      });
-    });
-    after(async () => {
-      await browser?.close();
-      await nr?.stop();
-    });
+    const ed = withEditor();
 
     const files = [
       'flows/pi.json',
@@ -68,17 +47,17 @@ describe(
       test(file, async () => {
         const flow = JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')) as unknown[];
         // Deployed as the launcher deploys a shipped flow (an example imported keeps its positions too), then opened.
-        const res = await fetch(`${nr.url}/flows`, {
+        const res = await fetch(`${ed.nr.url}/flows`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
           body: JSON.stringify(flow),
         });
         assert.equal(res.status, 204, `${file} deployed`);
-        await page.reload();
-        await page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
+        await ed.page.reload();
+        await ed.page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
           timeout: 120_000,
         });
-        const tabs = await page.evaluate(async () => {
+        const tabs = await ed.page.evaluate(async () => {
           type Node = {
             id: string;
             type: string;

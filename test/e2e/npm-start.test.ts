@@ -4,16 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../support/fixtures';
-import { freePort, serviceSkip, tempDir, waitFor } from '../support/services';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { freePort, serviceSkip, tempDir, waitFor, alive } from '../support/services';
 
 /** The README's demo command (its Set-up table), as a newcomer copies it. */
 function readmeDemoCommand(): string {

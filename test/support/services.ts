@@ -247,3 +247,13 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetrics> {
   };
   return { pid: child.pid as number, port, dir, url, exportSeries, stop: stopper(child, dir) };
 }
+
+/** Whether a process is running (signal 0 checks without touching it). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
