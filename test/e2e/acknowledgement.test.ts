@@ -146,11 +146,17 @@ async function recovered(site: Site) {
   const before = new Set(sentKeys(site.piDir).keys());
   await readings(site, 4);
   await storedSince(site, before, 180_000);
-  // Shipped Pi flow: its Eco-Devices spool says how many readings wait for an acknowledgement.
-  return settle(site, 120_000, async () =>
-    /, 0 waiting\)/.test(
-      (await editorStatus(site.pi.url, 'pi-spool').catch(() => ({ text: '' }))).text ?? '',
-    ),
+  // Shipped Pi flow: once its poll node found the box gone (no reading comes after), its Eco-Devices spool says how
+  // many readings wait for an acknowledgement.
+  const status = async (id: string) =>
+    (await editorStatus(site.pi.url, id).catch(() => ({ text: '' }))).text ?? '';
+  return settle(
+    site,
+    120_000,
+    async () =>
+      /retrying|unreachable/.test(await status('pi-poll')) &&
+      // A Pi released by the broker and its overlap keeps its readings for the overlap: nothing to wait for.
+      (site.options.piSpool !== undefined || /, 0 waiting\)/.test(await status('pi-spool'))),
   );
 }
 
