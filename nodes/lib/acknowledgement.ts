@@ -177,6 +177,10 @@ export function ackTopic(pi: string): string {
   return `teleinfo/${pi}/ack`;
 }
 
+export function isAckTopic(topic: unknown): boolean {
+  return typeof topic === 'string' && /^teleinfo\/[^/+#]+\/ack$/.test(topic);
+}
+
 /** An acknowledgement as it arrives on a Pi (JSON text or parsed), checked: each stream's ranges, or why not. */
 export function parseAck(
   payload: unknown,

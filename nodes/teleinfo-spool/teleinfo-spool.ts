@@ -4,7 +4,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node
 import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
 import { messageRecord, recordMessages, Spool, spoolDir, type SpoolError } from '../lib/spool';
-import { parseAck } from '../lib/acknowledgement';
+import { isAckTopic, parseAck } from '../lib/acknowledgement';
 import { isReplayRequest, SpoolForwarder, type Forwarded, type ReleaseOn } from '../lib/spool-forwarder';
 import { renderTopic } from '../lib/teleinfo-parser';
 
@@ -168,7 +168,7 @@ export = function register(RED: NodeAPI): void {
         forwarder.acknowledged(msg._spool);
         return done();
       }
-      if (isServerAck(msg)) {
+      if (isAckTopic(msg.topic)) {
         const acks = parseAck(msg.payload, MAX_ACK_RANGES);
         if (typeof acks === 'string') {
           invalid++;
@@ -243,10 +243,6 @@ export = function register(RED: NodeAPI): void {
     return typeof (msg as Partial<AckMessage>)._spool === 'number';
   }
 
-  /** A message of the mqtt in on `teleinfo/<pi>/ack`: what servers stored. */
-  function isServerAck(msg: NodeMessageInFlow): boolean {
-    return typeof msg.topic === 'string' && /^teleinfo\/[^/]+\/ack$/.test(msg.topic);
-  }
 
   /**
    * A node of the type's name before 0.2.0 runs as teleinfo-spool, says once that it was renamed, keeps the
