@@ -107,36 +107,50 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
   /** The open edit dialog (`node` or `node-config`): every label translated, the help there; then cancel it. */
   async function checkDialog(type: string, dialog: 'node' | 'node-config', minLabels: number) {
     await ed.page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'visible' });
-    const labels = await ed.page
-      .locator('.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]')
-      .allTextContents();
-    assert.ok(labels.length >= minLabels, `${type} has labelled fields`);
-    for (const label of labels) {
-      assert.ok(label.trim().length > 0, `${type}: empty label`);
-      assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
+    // The tray and its buttons show before the editor has built and translated the form in it (a config node's
+    // after fetching its credentials): wait for labels with text; the assertions below say what is missing.
+    const labelled = '.red-ui-tray-body label[data-i18n], .red-ui-tray-body label span[data-i18n]';
+    await ed.page
+      .waitForFunction(
+        ([sel, min]) => {
+          const all = Array.from(document.querySelectorAll(sel as string));
+          return all.length >= (min as number) && all.every((l) => l.textContent.trim().length > 0);
+        },
+        [labelled, minLabels],
+      )
+      .catch(() => {});
+    try {
+      const labels = await ed.page.locator(labelled).allTextContents();
+      assert.ok(labels.length >= minLabels, `${type} has labelled fields (${labels.length})`);
+      for (const label of labels) {
+        assert.ok(label.trim().length > 0, `${type}: empty label`);
+        assert.doesNotMatch(label, /\.label\./, `${type}: untranslated label ${label}`);
+      }
+      const help = await ed.page.evaluate(
+        (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
+        type,
+      );
+      assert.ok(help.length > 200, `${type} has help`);
+      // The toolkit built a field for every setting and credential the node has.
+      const missing = await ed.page.evaluate(
+        ([t, prefix]) => {
+          const def = (
+            RED as unknown as {
+              nodes: { getType(t: string): { defaults: object; credentials?: object } };
+            }
+          ).nodes.getType(t);
+          return [...Object.keys(def.defaults), ...Object.keys(def.credentials ?? {})]
+            .filter((p) => p !== 'outputs')
+            .filter((p) => !document.getElementById(prefix + p));
+        },
+        [type, dialog === 'node' ? 'node-input-' : 'node-config-input-'],
+      );
+      assert.deepEqual(missing, [], `${type}: settings without a field`);
+    } finally {
+      // Closed whatever the outcome: the next tests read the editor's DOM.
+      await ed.page.click(`#${dialog}-dialog-cancel`);
+      await ed.page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
     }
-    const help = await ed.page.evaluate(
-      (t) => document.querySelector(`script[data-help-name="${t}"]`)?.innerHTML ?? '',
-      type,
-    );
-    assert.ok(help.length > 200, `${type} has help`);
-    // The toolkit built a field for every setting and credential the node has.
-    const missing = await ed.page.evaluate(
-      ([t, prefix]) => {
-        const def = (
-          RED as unknown as {
-            nodes: { getType(t: string): { defaults: object; credentials?: object } };
-          }
-        ).nodes.getType(t);
-        return [...Object.keys(def.defaults), ...Object.keys(def.credentials ?? {})]
-          .filter((p) => p !== 'outputs')
-          .filter((p) => !document.getElementById(prefix + p));
-      },
-      [type, dialog === 'node' ? 'node-input-' : 'node-config-input-'],
-    );
-    assert.deepEqual(missing, [], `${type}: settings without a field`);
-    await ed.page.click(`#${dialog}-dialog-cancel`);
-    await ed.page.waitForSelector(`#${dialog}-dialog-ok`, { state: 'detached' });
   }
 
   for (const type of [

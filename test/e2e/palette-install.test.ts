@@ -4,12 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { SimClock } from '../../nodes/lib/simulator/ecodevices-server';
 import { simulatedBox } from '../../nodes/lib/simulator/cli';
 import { SerialLine } from '../../nodes/lib/simulator/serial-line';
 import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
+import { launchChromium } from '../support/chromium';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import {
@@ -31,8 +32,6 @@ import {
 
 const skip =
   serviceSkip('chromium') || serviceSkip('mosquitto') || serviceSkip('influxd') || serviceSkip('socat');
-
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'];
 
 declare const RED: {
   nodes: { filterNodes(f: { type: string }): { id: string }[] };
@@ -128,11 +127,7 @@ describe('palette install from the packed tarball, examples imported in the edit
     watcher = await mqtt.connectAsync(mosquitto.url, { protocolVersion: 5 });
     watcher.on('message', (topic) => published.push(topic));
     await watcher.subscribeAsync('teleinfo/#', { qos: 0 });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   });
 
@@ -210,51 +205,60 @@ describe('palette install from the packed tarball, examples imported in the edit
 
   for (const example of Object.keys(runs)) {
     test(`"${example}", imported through the editor and deployed: no error, and it runs`, async () => {
-      await nr.deploy([]);
-      await page.goto(nr.url, { timeout: 60_000 });
-      await page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
-        timeout: 60_000,
+      const since = nr.log().length;
+      // A failure shows what Node-RED said meanwhile.
+      await importAndRun(example).catch((err: unknown) => {
+        console.log(nr.log().slice(since).split('\n').slice(-40).join('\n'));
+        throw err;
       });
-      await page.evaluate(() => RED.actions.invoke('core:show-import-dialog'));
-      await page.locator('#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples').click();
-      const tab = page.locator('#red-ui-clipboard-dialog-import-tab-examples');
-      await tab.locator('.red-ui-treeList-label', { hasText: pkg.name }).click();
-      await tab
-        .locator('.red-ui-treeList-label', { hasText: new RegExp(`^\\s*${escape(example)}\\s*$`) })
-        .click();
-      await page.locator('#red-ui-clipboard-dialog-ok').click();
-      // Nodes on the current tab follow the mouse until dropped.
-      const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-      await page.mouse.click(chart!.x + 200, chart!.y + 150);
-      const before = nr.log().length;
-      const from = published.length;
-      await page.locator('#red-ui-header-button-deploy').click();
-      const confirm = page.locator('#red-ui-notification-dialog button, .red-ui-notification button', {
-        hasText: /confirm deploy/i,
-      });
-      await Promise.race([
-        page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', { timeout: 30_000 }),
-        confirm.click({ timeout: 30_000 }).then(() =>
-          page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', {
-            timeout: 30_000,
-          }),
-        ),
-      ]);
-      await waitFor('the flows started', () => nr.log().slice(before).includes('Started flows'));
-      await runs[example](from);
-      // Running a while longer against the simulator, mosquitto and influxd: no node reports an error.
-      await new Promise((r) => setTimeout(r, 3000));
-      const log = nr.log().slice(before);
-      assert.doesNotMatch(log, /Waiting for missing types|unknown type/i);
-      assert.deepEqual(
-        log.split('\n').filter((l) => / - \[error\] /.test(l)),
-        [],
-        `${example}: errors in the log`,
-      );
-      // The imported tab, with its nodes' status, for the README.
-      await page.locator('#red-ui-workspace-tabs li.red-ui-tab').last().click();
-      await page.screenshot({ path: path.join(shots, `example-${slug(example)}.png`) });
     });
+  }
+
+  async function importAndRun(example: string) {
+    await nr.deploy([]);
+    await page.goto(nr.url, { timeout: 60_000 });
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type="teleinfo-parse"]', {
+      timeout: 60_000,
+    });
+    await page.evaluate(() => RED.actions.invoke('core:show-import-dialog'));
+    await page.locator('#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples').click();
+    const tab = page.locator('#red-ui-clipboard-dialog-import-tab-examples');
+    await tab.locator('.red-ui-treeList-label', { hasText: pkg.name }).click();
+    await tab
+      .locator('.red-ui-treeList-label', { hasText: new RegExp(`^\\s*${escape(example)}\\s*$`) })
+      .click();
+    await page.locator('#red-ui-clipboard-dialog-ok').click();
+    // Nodes on the current tab follow the mouse until dropped.
+    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    await page.mouse.click(chart!.x + 200, chart!.y + 150);
+    const before = nr.log().length;
+    const from = published.length;
+    await page.locator('#red-ui-header-button-deploy').click();
+    const confirm = page.locator('#red-ui-notification-dialog button, .red-ui-notification button', {
+      hasText: /confirm deploy/i,
+    });
+    await Promise.race([
+      page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', { timeout: 30_000 }),
+      confirm.click({ timeout: 30_000 }).then(() =>
+        page.waitForSelector('.red-ui-notification:has-text("Successfully deployed")', {
+          timeout: 30_000,
+        }),
+      ),
+    ]);
+    await waitFor('the flows started', () => nr.log().slice(before).includes('Started flows'));
+    await runs[example](from);
+    // Running a while longer against the simulator, mosquitto and influxd: no node reports an error.
+    await new Promise((r) => setTimeout(r, 3000));
+    const log = nr.log().slice(before);
+    assert.doesNotMatch(log, /Waiting for missing types|unknown type/i);
+    assert.deepEqual(
+      log.split('\n').filter((l) => / - \[error\] /.test(l)),
+      [],
+      `${example}: errors in the log`,
+    );
+    // The imported tab, with its nodes' status, for the README.
+    await page.locator('#red-ui-workspace-tabs li.red-ui-tab').last().click();
+    await page.screenshot({ path: path.join(shots, `example-${slug(example)}.png`) });
   }
 });
 
