@@ -21,6 +21,7 @@ import { projectBrokerSettings } from '../test/support/end-to-end';
 import { ROOT } from '../test/support/fixtures';
 import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
 import {
+  createStackDatabase,
   startInfluxd,
   startMosquitto,
   tempDir,
@@ -141,7 +142,7 @@ async function run(
   /** Processes whose CPU over the run is printed, by name. */
   cpuOf: [string, number][],
 ) {
-  await influxd.query(`CREATE DATABASE ${db}`);
+  await createStackDatabase(influxd, db);
   const peaks = watch.map(() => 0);
   const cpu0 = cpuOf.map(([, pid]) => cpuSeconds(pid));
   const samples: { at: number; stored: number }[] = [];

@@ -106,9 +106,12 @@ async function main() {
       fs.mkdirSync(path.join(dir, 'influxd'));
       const influxd = await services.startInfluxd({ dir: path.join(dir, 'influxd') });
       running.push({ name: 'influxd', pid: influxd.pid, stop: () => influxd.stop() });
-      await influxd.query('CREATE DATABASE teleinfo');
+      const raw = /^([1-9]\d*[hdw]|INF)$/.test(env.INFLUX_RAW_RETENTION || '')
+        ? env.INFLUX_RAW_RETENTION
+        : '90d';
+      await services.createStackDatabase(influxd, 'teleinfo', undefined, raw);
       env.INFLUX_URL = influxd.url;
-      lines.push(`influxd 1.x                ${influxd.url}  (database teleinfo)`);
+      lines.push(`influxd 1.x                ${influxd.url}  (database teleinfo, raw readings kept ${raw})`);
     } else {
       // Nothing listens there: the server's spool keeps every reading and its status says so.
       env.INFLUX_URL = `http://127.0.0.1:${await services.freePort()}`;

@@ -6,8 +6,11 @@
 # health check see nothing until the accounts are right.
 #   INFLUXDB_DB                                   the database
 #   INFLUXDB_ADMIN_USER, INFLUXDB_ADMIN_PASSWORD  every privilege: yours (the influx shell, backups)
-#   INFLUXDB_WRITE_USER, ..._PASSWORD             WRITE on the database: the server Node-RED
+#   INFLUXDB_WRITE_USER, ..._PASSWORD             ALL on the database (no admin): the server Node-RED writes
+#                                                 readings, and reads them back into rollups (teleinfo-rollup)
 #   INFLUXDB_READ_USER, ..._PASSWORD              READ on the database: Grafana
+#   INFLUX_RAW_RETENTION                          how long raw readings are kept (default 90d; 52w, INF...):
+#                                                 the database's default policy; rollups go to "forever"
 # Accounts that are no longer named here keep what they had: drop them in the influx shell.
 set -eu
 
@@ -34,6 +37,21 @@ literal() {
   esac
   printf "'%s'" "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g")"
 }
+
+# How long raw readings are kept, and the span of the shards InfluxDB drops them by (a retention shorter than
+# two days needs hour shards; an infinite one, InfluxDB's own week).
+raw="${INFLUX_RAW_RETENTION:-90d}"
+case "$raw" in
+  INF | inf) raw=INF shard=7d ;;
+  *)
+    echo "$raw" | grep -Eq '^[1-9][0-9]*[hdw]$' ||
+      fail "INFLUX_RAW_RETENTION: '$raw' is a number of hours, days or weeks (90d, 52w) or INF"
+    n=${raw%?}
+    case "$raw" in *h) hours=$n ;; *d) hours=$((n * 24)) ;; *w) hours=$((n * 168)) ;; esac
+    [ "$hours" -ge 1 ] || fail "INFLUX_RAW_RETENTION: at least 1h"
+    if [ "$hours" -lt 48 ]; then shard=1h; else shard=1d; fi
+    ;;
+esac
 
 port=18086
 INFLUXDB_HTTP_BIND_ADDRESS="127.0.0.1:$port" INFLUXDB_HTTP_AUTH_ENABLED=false INFLUXDB_HTTP_HTTPS_ENABLED=false \
@@ -69,8 +87,12 @@ database_account() {
   printf 'REVOKE ALL PRIVILEGES FROM "%s"' "$2" | statement
   printf 'GRANT %s ON "%s" TO "%s"' "$1" "$INFLUXDB_DB" "$2" | statement
 }
-database_account WRITE "$INFLUXDB_WRITE_USER" "${INFLUXDB_WRITE_USER_PASSWORD:-}"
+database_account ALL "$INFLUXDB_WRITE_USER" "${INFLUXDB_WRITE_USER_PASSWORD:-}"
 database_account READ "$INFLUXDB_READ_USER" "${INFLUXDB_READ_USER_PASSWORD:-}"
+# Raw readings expire; the rollups computed from them never do.
+printf 'ALTER RETENTION POLICY "autogen" ON "%s" DURATION %s SHARD DURATION %s DEFAULT' "$INFLUXDB_DB" "$raw" "$shard" |
+  statement
+printf 'CREATE RETENTION POLICY "forever" ON "%s" DURATION INF REPLICATION 1' "$INFLUXDB_DB" | statement may-fail
 
 kill -TERM "$pid"
 wait "$pid" || true

@@ -52,7 +52,7 @@ async function secureSite(database: string, servers = 1, piSpool?: Record<string
   const site = await startSite(database, {
     servers,
     piSpool,
-    writeOnly: true,
+    serverAccount: true,
     secure: {
       certsDir: tlsDir,
       accounts: {

@@ -268,9 +268,26 @@ describe(
       assert.equal(env.INFLUXDB_ADMIN_PASSWORD, "adm in*'x", 'the .env value, quotes and all');
       assert.equal((await influx.query('SHOW USERS', admin)).status, 200);
       assert.equal(await influx.write('probe v=1', read), 403, 'Grafana cannot write');
-      assert.equal((await influx.query('SELECT * FROM probe', write)).status, 403, 'the server cannot read');
       assert.equal(await influx.write('probe v=1', write), 204);
       assert.equal((await influx.query('SELECT * FROM probe', read)).status, 200);
+      // The server reads its database back into rollups, and administers nothing.
+      assert.equal((await influx.query('SELECT * FROM probe', write)).status, 200, 'the server reads');
+      assert.equal((await influx.query('SHOW USERS', write)).status, 403, 'the server is no admin');
+      const policies = (await influx.query('SHOW RETENTION POLICIES', admin)).body as unknown as {
+        results: { series: { values: [string, string, string, number, boolean][] }[] }[];
+      };
+      assert.deepEqual(
+        policies.results[0].series[0].values.map(([name, duration, , , isDefault]) => [
+          name,
+          duration,
+          isDefault,
+        ]),
+        [
+          ['autogen', '2160h0m0s', true],
+          ['forever', '0s', false],
+        ],
+        'raw readings kept 90 days by default, rollups forever',
+      );
       await influx.query('DROP MEASUREMENT probe', admin);
 
       const nodeRed = server.container('node-red-server');

@@ -161,6 +161,7 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     'teleinfo-spool',
     'teleinfo-resubscribe',
     'teleinfo-ack',
+    'teleinfo-rollup',
     'teleinfo-alert',
     'teleinfo-ha-discovery',
   ]) {

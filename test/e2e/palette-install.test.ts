@@ -14,6 +14,7 @@ import { launchChromium } from '../support/chromium';
 import { ROOT } from '../support/fixtures';
 import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import {
+  createStackDatabase,
   serviceSkip,
   startInfluxd,
   startMosquitto,
@@ -89,7 +90,7 @@ describe('palette install from the packed tarball, examples imported in the edit
     );
     mosquitto = await startMosquitto();
     influxd = await startInfluxd();
-    await influxd.query('CREATE DATABASE teleinfo');
+    await createStackDatabase(influxd, 'teleinfo');
     await box.listen(0);
     const meter = new SimulatedMeter({
       adco: '021861348497',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import {
+  INFLUX_ADMIN,
   pisOnline,
   readings,
   report,
@@ -70,6 +71,32 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     await waitFor('the Pi offline in InfluxDB', async () => (await pisOnline(site!))['pi-e2e'] === false);
     assert.equal(new Set([...sentKeys(site.piDir).keys()].map((k) => k.split(' ')[0])).size, 4);
     await waitFor('the Pi offline, seen by the server', () => piStatus('offline')(site!.servers[0].log()));
+  });
+
+  test("the server flow's rollups follow what it stores: each meter's hour ends on its last raw index", async () => {
+    site = await startSite('rollups', {
+      serverAccount: true,
+      serverFlow: (nodes) => {
+        nodes.find((n) => n.id === 'srv-rollup')!.interval = '1';
+      },
+    });
+    await readings(site, 10);
+    await settle(site);
+    const lastOf = async (q: string) => {
+      const r = await site!.influxd.query(q, 'rollups', INFLUX_ADMIN);
+      return Object.fromEntries((r.results[0].series ?? []).map((s) => [s.tags!.meter, s.values[0][1]]));
+    };
+    const raw = await lastOf('SELECT last("HCHP") FROM "teleinfo" GROUP BY "meter"');
+    assert.ok(Object.keys(raw).length > 0, 'HC meters stored');
+    await waitFor('the hourly rollups at the last raw index', async () => {
+      const rolled = await lastOf(
+        'SELECT last("end_HCHP") FROM "forever"."teleinfo_hourly" GROUP BY "meter"',
+      );
+      return JSON.stringify(rolled) === JSON.stringify(raw);
+    });
+    const days = await lastOf('SELECT count("power_max") FROM "forever"."teleinfo_daily" GROUP BY "meter"');
+    assert.ok(Object.keys(days).length >= Object.keys(raw).length, 'daily rollups of every meter');
+    assert.doesNotMatch(site.servers[0].log(), /teleinfo-rollup/, 'no rollup error');
   });
 
   async function brokerDown(

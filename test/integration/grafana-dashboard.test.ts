@@ -5,41 +5,28 @@ import { after, before, describe, test } from 'node:test';
 import yaml from 'js-yaml';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
+import rollupNode from '../../nodes/teleinfo-rollup/teleinfo-rollup';
 import { counterReadings, readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
+import { dashboard, expand } from '../support/dashboard';
 import { ROOT } from '../support/fixtures';
 import { helper, startHelper, stopHelper } from '../support/node-red';
-import { serviceSkip, startInfluxd, tempDir, waitFor, type Influxd } from '../support/services';
+import {
+  createStackDatabase,
+  serviceSkip,
+  startInfluxd,
+  tempDir,
+  waitFor,
+  type Influxd,
+} from '../support/services';
 
 /**
  * The provisioned Grafana dashboard without a Grafana (none runs here): its structure as provisioning needs it,
  * and every InfluxQL query of every panel, its macros expanded as Grafana expands them, against a real influxd
- * holding two days of readings written by influx-teleinfo-out.
+ * holding two days of readings written by influx-teleinfo-out and rolled up by teleinfo-rollup.
  */
 
-interface Target {
-  refId: string;
-  datasource: { uid: string };
-  rawQuery: boolean;
-  query: string;
-}
-interface Panel {
-  id: number;
-  title: string;
-  datasource: { uid: string };
-  targets: Target[];
-}
-interface Dashboard {
-  uid: string;
-  timezone: string;
-  panels: Panel[];
-  templating: { list: { name: string; type: string; query: string; datasource?: { uid: string } }[] };
-}
-
-const dashboard = JSON.parse(
-  fs.readFileSync(path.join(ROOT, 'docker', 'grafana', 'dashboards', 'teleinfo.json'), 'utf8'),
-) as Dashboard;
 const datasources = yaml.load(
   fs.readFileSync(
     path.join(ROOT, 'docker', 'grafana', 'provisioning', 'datasources', 'influxdb.yaml'),
@@ -94,19 +81,6 @@ function readings(): Reading[] {
 /** The Paris calendar day of an instant, as Grafana's tz('Europe/Paris') groups it. */
 const parisDay = (t: number) => new Date(t).toLocaleDateString('en-CA', { timeZone: 'Europe/Paris' });
 
-/** The macros of a query, expanded as Grafana's InfluxDB datasource does. */
-function expand(query: string, meters: string[]): string {
-  const vars = Object.fromEntries(
-    dashboard.templating.list.filter((v) => v.type === 'textbox').map((v) => [v.name, v.query]),
-  );
-  const escaped = meters.map((m) => m.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&'));
-  return query
-    .replace(/\$timeFilter/g, `time >= ${T0}ms and time <= ${END}ms`)
-    .replace(/\$__interval/g, '10m')
-    .replace(/\$meter\b/g, `(${escaped.join('|')})`)
-    .replace(/\$(\w+)/g, (whole, name: string) => vars[name] ?? whole);
-}
-
 describe('the Grafana dashboard and datasource as provisioned', () => {
   test('what provisioning needs: uids, the datasource uid on every panel and target, unique panel ids, a valid datasource', () => {
     assert.equal(dashboard.uid, 'teleinfo');
@@ -142,13 +116,15 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
       let influxd: Influxd;
       const data = readings();
       const db = 'teleinfo';
+      const meters = [...METERS.map(([m]) => m), WATER];
       before(async () => {
         influxd = await startInfluxd({ adminPassword: ADMIN.split(':')[1] });
-        await influxd.query(`CREATE DATABASE ${db}`, undefined, ADMIN);
+        // Raw readings kept forever: these days of January are older than the stack's 90 days.
+        await createStackDatabase(influxd, db, ADMIN, 'INF');
         helper.settings({ userDir: tempDir('grafana-writer') });
         await startHelper();
         await helper.load(
-          [influxServer, influxOut] as never,
+          [influxServer, influxOut, rollupNode] as never,
           [
             { id: 'tab', type: 'tab' },
             {
@@ -161,6 +137,7 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
               flushMs: '50',
             },
             { id: 'out', z: 'tab', type: 'influx-teleinfo-out', server: 'influx', measurement: 'teleinfo' },
+            { id: 'rollup', z: 'tab', type: 'teleinfo-rollup', server: 'influx', interval: '1' },
           ] as never,
           { influx: { user: 'admin', password: ADMIN.split(':')[1] } },
         );
@@ -171,6 +148,38 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
           const [, meters, counters] = (r.results[0]?.series?.[0]?.values[0] ?? []) as (number | null)[];
           return (meters ?? 0) + (counters ?? 0) === data.length;
         });
+        // What a Complete node on influx-teleinfo-out passes on once they are stored.
+        helper.getNode('rollup').receive({ payload: data });
+        // Done when every meter has its 49 hours, and its days and month add up to them (written after them).
+        const rolledUp = async (period: string) => {
+          const r = await influxd.query(
+            `SELECT count("power_max"), count("index"), sum("energy"), sum("index") FROM "forever"."teleinfo_${period}" GROUP BY "meter"`,
+            db,
+            ADMIN,
+          );
+          return new Map(
+            (r.results[0].series ?? []).map((x) => {
+              const [, power, index, energy, water] = x.values[0] as (number | null)[];
+              return [
+                x.tags!.meter,
+                { rows: (power ?? 0) + (index ?? 0), total: (energy ?? 0) + (water ?? 0) },
+              ];
+            }),
+          );
+        };
+        await waitFor('every hour rolled up, and its days and month', async () => {
+          const [hours, days, months] = [
+            await rolledUp('hourly'),
+            await rolledUp('daily'),
+            await rolledUp('monthly'),
+          ];
+          return (
+            hours.size === meters.length &&
+            [...hours].every(
+              ([m, h]) => h.rows === 49 && days.get(m)?.total === h.total && months.get(m)?.total === h.total,
+            )
+          );
+        });
       });
       after(async () => {
         await stopHelper();
@@ -178,10 +187,13 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
         await influxd.stop();
       });
 
-      const meters = [...METERS.map(([m]) => m), WATER];
       async function panel(id: number) {
         const p = dashboard.panels.find((x) => x.id === id)!;
-        const r = await influxd.query(expand(p.targets[0].query, meters), db, ADMIN);
+        const r = await influxd.query(
+          expand(p.targets[0].query, { from: T0, to: END, interval: '10m' }, meters),
+          db,
+          ADMIN,
+        );
         assert.equal(
           (r.results[0] as { error?: string }).error,
           undefined,

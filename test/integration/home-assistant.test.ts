@@ -8,6 +8,7 @@ import { ROOT } from '../support/fixtures';
 import { render, sampleReadings, schemaProblems, type HaConfig } from '../support/home-assistant';
 import { startInstance, type NodeRedProcess } from '../support/node-red-process';
 import {
+  createStackDatabase,
   serviceSkip,
   startInfluxd,
   startMosquitto,
@@ -67,7 +68,7 @@ describe('Home Assistant discovery through the shipped server flow', { skip }, (
   before(async () => {
     mosquitto = await startMosquitto({ dir: mosquittoDir });
     influxd = await startInfluxd();
-    await influxd.query('CREATE DATABASE teleinfo_ha');
+    await createStackDatabase(influxd, 'teleinfo_ha');
     // The shipped server flow, with its discovery node enabled as a Home Assistant user does.
     const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'server.json'), 'utf8')) as {
       id: string;

@@ -23,7 +23,7 @@ import { makeCertificates } from '../support/tls';
 
 /**
  * A Pi is not trusted. The shipped broker (docker/mosquitto as its container runs it: TLS, the accounts init.sh
- * writes, the dynamic security plugin's rights), influxd written with a WRITE-only account, the shipped server flow
+ * writes, the dynamic security plugin's rights), influxd written with the server's account (ALL on its database, no admin), the shipped server flow
  * (Home Assistant discovery enabled, a 1 MB spool) and a real Pi polling a simulated box throughout. `pi-evil` has its
  * own account, its password and the CA, and tries each attack; after all of them, every reading of the real Pi is
  * stored, nothing of pi-evil's beyond its own meters, and the server is up and bounded in memory.
@@ -74,7 +74,7 @@ describe(
       const certs = makeCertificates(tlsDir);
       ca = fs.readFileSync(certs.ca);
       site = await startSite('hostile', {
-        writeOnly: true,
+        serverAccount: true,
         secure: {
           certsDir: tlsDir,
           accounts: {

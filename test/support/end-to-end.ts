@@ -9,6 +9,7 @@ import { ROOT } from './fixtures';
 import { startInstance, type NodeRedProcess } from './node-red-process';
 import { clientId, startShippedBroker, type BrokerAccounts, type ShippedBroker } from './shipped-broker';
 import {
+  createStackDatabase,
   freePort,
   startInfluxd,
   startMosquitto,
@@ -92,6 +93,8 @@ export class LinkCutter {
 }
 
 const PASSWORD = 'e2e-influx-pass';
+/** The site's influxd admin, for a test's own queries. */
+export const INFLUX_ADMIN = `admin:${PASSWORD}`;
 
 /** Mosquitto, influxd, a simulated box (real clock), a Pi and a server instance, each on its own ports. */
 export interface Site {
@@ -122,8 +125,8 @@ export interface SiteOptions {
   readonly alert?: Record<string, string>;
   /** Other changes to the server flow (its node settings) for a test. */
   readonly serverFlow?: (nodes: { id: string; [setting: string]: unknown }[]) => void;
-  /** The servers write with an account granted WRITE on the database only, as docker/influxdb/init.sh makes it. */
-  readonly writeOnly?: boolean;
+  /** The servers use the account docker/influxdb/init.sh gives them: ALL on the database, no admin. */
+  readonly serverAccount?: boolean;
   readonly readingsTopic?: string;
   /** Changes to the Pi's teleinfo-spool settings (e.g. a Pi of before end-to-end acknowledgement). */
   readonly piSpool?: Record<string, string>;
@@ -147,12 +150,9 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
     : await startMosquitto({ dir: mosquittoDir, global: projectBrokerSettings() });
   const influxDir = tempDir('e2e-influxd');
   const influxd = await startInfluxd({ adminPassword: PASSWORD, dir: influxDir });
-  await influxd.query(`CREATE DATABASE ${database}`, undefined, `admin:${PASSWORD}`);
-  if (options.writeOnly)
-    for (const q of [
-      `CREATE USER writer WITH PASSWORD '${PASSWORD}'`,
-      `GRANT WRITE ON ${database} TO writer`,
-    ])
+  await createStackDatabase(influxd, database, `admin:${PASSWORD}`);
+  if (options.serverAccount)
+    for (const q of [`CREATE USER writer WITH PASSWORD '${PASSWORD}'`, `GRANT ALL ON ${database} TO writer`])
       await influxd.query(q, undefined, `admin:${PASSWORD}`);
   const [contract, contract2] = options.contracts ?? ['HC', 'BASE'];
   const simStart = options.simStart ?? Date.now();
@@ -242,7 +242,7 @@ export function serverEnv(site: Site, index: number): Record<string, string> {
       : `teleinfo-e2e-server-${index + 1}`,
     INFLUX_URL: site.influxd.url,
     INFLUX_DB: site.database,
-    INFLUX_USER: site.options.writeOnly ? 'writer' : 'admin',
+    INFLUX_USER: site.options.serverAccount ? 'writer' : 'admin',
     INFLUX_PASSWORD: PASSWORD,
   };
 }

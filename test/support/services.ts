@@ -163,6 +163,8 @@ export interface InfluxdOptions {
   readonly adminPassword?: string;
   readonly dir?: string;
   readonly port?: number;
+  /** How often influxd drops data past its retention policies (its default: 30 minutes). */
+  readonly retentionCheck?: string;
 }
 
 export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influxd> {
@@ -190,7 +192,7 @@ bind-address = "127.0.0.1:${rpcPort}"
 [logging]
   level = "warn"
   suppress-logo = true
-`,
+${options.retentionCheck ? `[retention]\n  check-interval = "${options.retentionCheck}"\n` : ''}`,
   );
   const child = launch('influxd', ['-config', conf], dir);
   const url = `http://127.0.0.1:${port}`;
@@ -206,6 +208,26 @@ bind-address = "127.0.0.1:${rpcPort}"
     await query(`CREATE USER admin WITH PASSWORD '${options.adminPassword}' WITH ALL PRIVILEGES`);
   }
   return { pid: child.pid as number, port, dir, url, query, stop: stopper(child, options.dir ? null : dir) };
+}
+
+/**
+ * The database as docker/influxdb/init.sh makes it: raw readings in the default policy, kept `raw` (90d), and the
+ * policy teleinfo-rollup writes to, kept forever.
+ */
+export async function createStackDatabase(
+  influxd: Influxd,
+  db: string,
+  auth?: string,
+  raw = '90d',
+): Promise<void> {
+  for (const q of [
+    `CREATE DATABASE "${db}"`,
+    `ALTER RETENTION POLICY "autogen" ON "${db}" DURATION ${raw} SHARD DURATION ${raw === 'INF' ? '7d' : '1d'} DEFAULT`,
+    `CREATE RETENTION POLICY "forever" ON "${db}" DURATION INF REPLICATION 1`,
+  ]) {
+    const r = await influxd.query(q, undefined, auth);
+    if (r.results[0]?.error) throw new Error(`${q}: ${r.results[0].error}`);
+  }
 }
 
 export interface VictoriaMetrics extends Service {

@@ -2,6 +2,7 @@ import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { retryAfterMs } from '../retry';
+import type { QuerySeries, RollupDatabase } from '../rollup/rollup';
 
 /**
  * How a batch of line protocol reaches InfluxDB, and what its answer means for the batch: written,
@@ -94,14 +95,17 @@ export class V1Transport implements InfluxTransport {
   private readonly path: string;
   private readonly headers: Record<string, string>;
   private readonly gzipAbove: number;
+  private readonly base: string;
+  private readonly database: string;
 
   constructor(options: V1Options) {
     const url = new URL(options.url);
     this.gzipAbove = gzipThreshold(url);
-    const base = url.pathname.replace(/\/+$/, '');
+    this.base = url.pathname.replace(/\/+$/, '');
+    this.database = options.database;
     const query = new URLSearchParams({ db: options.database, precision: 'ms' });
     if (options.retentionPolicy) query.set('rp', options.retentionPolicy);
-    this.path = `${base}/write?${query.toString()}`;
+    this.path = `${this.base}/write?${query.toString()}`;
     this.headers = { 'content-type': 'text/plain; charset=utf-8' };
     if (options.user || options.password) {
       this.headers.authorization = `Basic ${Buffer.from(`${options.user ?? ''}:${options.password ?? ''}`).toString('base64')}`;
@@ -138,6 +142,39 @@ export class V1Transport implements InfluxTransport {
       return networkFailure(e, signal);
     }
   }
+
+  /** Rollups (lib/rollup): InfluxQL statements and writes into another retention policy, over the same connections. */
+  readonly rollupDatabase: RollupDatabase = {
+    query: async (statement, signal) => {
+      const res = await this.client.request({
+        path: `${this.base}/query?${new URLSearchParams({ db: this.database, epoch: 'ms' }).toString()}`,
+        method: 'POST',
+        headers: { ...this.headers, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ q: statement }).toString(),
+        signal,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200)
+        throw new Error(`InfluxDB query: HTTP ${res.statusCode}: ${serverMessage(text)}`);
+      const answer = JSON.parse(text) as { results?: { error?: string; series?: QuerySeries[] }[] };
+      const result = answer.results?.[0];
+      if (result?.error) throw new Error(`InfluxDB query: ${result.error}`);
+      return result?.series ?? [];
+    },
+    write: async (retentionPolicy, lines, signal) => {
+      const query = new URLSearchParams({ db: this.database, rp: retentionPolicy, precision: 'ms' });
+      const res = await this.client.request({
+        path: `${this.base}/write?${query.toString()}`,
+        method: 'POST',
+        headers: this.headers,
+        body: lines.join('\n'),
+        signal,
+      });
+      const text = await res.body.text();
+      if (verdictOf(res.statusCode) !== 'written')
+        throw new Error(`InfluxDB write: HTTP ${res.statusCode}: ${serverMessage(text)}`);
+    },
+  };
 
   async close(): Promise<void> {
     await this.client.destroy();
