@@ -9,7 +9,7 @@
 #   INFLUXDB_WRITE_USER, ..._PASSWORD             ALL on the database (no admin): the server Node-RED writes
 #                                                 readings, and reads them back into rollups (teleinfo-rollup)
 #   INFLUXDB_READ_USER, ..._PASSWORD              READ on the database: Grafana
-#   INFLUX_RAW_RETENTION                          how long raw readings are kept (default 90d; 52w, INF...):
+#   INFLUX_RAW_RETENTION                          how long raw readings are kept (90d, 52w; default INF):
 #                                                 the database's default policy; rollups go to "forever"
 # Accounts that are no longer named here keep what they had: drop them in the influx shell.
 set -eu
@@ -40,7 +40,7 @@ literal() {
 
 # How long raw readings are kept, and the span of the shards InfluxDB drops them by (a retention shorter than
 # two days needs hour shards; an infinite one, InfluxDB's own week).
-raw="${INFLUX_RAW_RETENTION:-90d}"
+raw="${INFLUX_RAW_RETENTION:-INF}"
 case "$raw" in
   INF | inf) raw=INF shard=7d ;;
   *)

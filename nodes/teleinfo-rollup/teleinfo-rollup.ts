@@ -87,7 +87,21 @@ export = function register(RED: NodeAPI): void {
         running = pass();
       }, ms);
     }
-    schedule(intervalMs);
+    // Readings stored before this node ran (an upgrade) are rolled up first, from each meter's first one.
+    running = rollup.backfill(Date.now(), abort.signal).then(
+      (marked) => {
+        if (marked)
+          node.log('teleinfo-rollup: no rollups yet: every stored reading is rolled up, oldest first');
+        schedule(marked ? 0 : intervalMs);
+      },
+      (e: Error) => {
+        if (abort.signal.aborted) return;
+        lastError = e.message;
+        node.error(`teleinfo-rollup: ${e.message} (looking for readings stored before the rollups)`);
+        status.schedule();
+        schedule(intervalMs);
+      },
+    );
 
     node.on('input', (msg: NodeMessageInFlow, _send, done) => {
       const now = Date.now();

@@ -117,6 +117,33 @@ export class Rollup {
   }
 
   /**
+   * Rollups for the readings stored before there were any (a database upgraded to rollups): when the hourly
+   * rollup holds nothing yet, every meter's hours are marked from its first raw reading to now. False when there
+   * was nothing to do.
+   */
+  async backfill(now: number, signal: AbortSignal): Promise<boolean> {
+    const o = this.options;
+    if ((await this.db.query(`SELECT * FROM ${this.target('hourly')} LIMIT 1`, signal)).length > 0)
+      return false;
+    const raw = rpQualified(o.rawRetentionPolicy, o.measurement);
+    let marked = false;
+    // A meter's points have its apparent power, a water or gas counter's its index.
+    for (const field of ['apparent_power', 'index']) {
+      for (const s of await this.db.query(
+        `SELECT first(${ident(field)}) FROM ${raw} GROUP BY "meter"`,
+        signal,
+      )) {
+        const meter = s.tags?.meter;
+        const first = Number(s.values[0]?.[0]);
+        if (!meter || !Number.isFinite(first)) continue;
+        this.remark(meter, Math.min(hourStart(first), hourStart(now)), hourStart(now));
+        marked = true;
+      }
+    }
+    return marked;
+  }
+
+  /**
    * One pass: every meter's marked hours, up to `hoursPerQuery` of them, oldest first, and the days and months
    * holding them. True when hours are still marked (a longer backlog): call again.
    */
