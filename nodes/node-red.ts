@@ -1,4 +1,5 @@
 import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
+import type { SpoolHealth } from './lib/health';
 
 /**
  * Small helpers shared by our nodes: one way to report an error (status + done(err), so Catch nodes see it),
@@ -37,6 +38,30 @@ export class ThrottledStatus {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+/** This package's version, as a Pi reports it in its health and a server compares it. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const PACKAGE_VERSION = (require('../../package.json') as { version: string }).version;
+
+/** What one node adds to its Pi's health (teleinfo-health): a spool's state, or decode and poll errors by kind. */
+export interface HealthPart {
+  readonly spool?: SpoolHealth;
+  readonly errors?: Readonly<Record<string, number>>;
+}
+
+/** The nodes of this runtime that add to its health, by id. */
+const healthParts = new Map<string, () => HealthPart>();
+
+/** `node` adds `part()` to this runtime's health while it runs. */
+export function reportHealth(node: Node, part: () => HealthPart): void {
+  healthParts.set(node.id, part);
+  node.on('close', () => healthParts.delete(node.id));
+}
+
+/** What every node of this runtime adds to its health now. */
+export function healthOfRuntime(): HealthPart[] {
+  return [...healthParts.values()].map((part) => part());
 }
 
 /** Credentials are not substituted by Node-RED; ours accept `${ENV}` like every other property. */

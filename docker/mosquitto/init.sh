@@ -3,11 +3,11 @@
 # what each may do and the TLS files from the environment and the mounted certificates, at every start, then runs
 # the broker. The environment is the one place accounts are kept: changing a password is editing .env and
 # `docker compose up -d`.
-#   MQTT_SERVER_ACCOUNTS  "name:password ..."  servers: read every Pi's readings (the shared subscription) and
-#                                               status, publish replay requests, acknowledgements, alert states and
+#   MQTT_SERVER_ACCOUNTS  "name:password ..."  servers: read every Pi's readings (the shared subscription),
+#                                               status and health, publish replay requests, acknowledgements, alert states and
 #                                               discovery configs, and clear a reading topic a Pi retained
-#   MQTT_PI_ACCOUNTS      "pi-id:password ..."  Pis: publish teleinfo/<pi-id>/<meter>/reading and
-#                                               teleinfo/<pi-id>/status, read teleinfo/replay and their own
+#   MQTT_PI_ACCOUNTS      "pi-id:password ..."  Pis: publish teleinfo/<pi-id>/<meter>/reading,
+#                                               teleinfo/<pi-id>/status and .../health, read teleinfo/replay and their own
 #                                               acknowledgements teleinfo/<pi-id>/ack; nothing else
 #   MQTT_HA_ACCOUNTS      "name:password ..."  Home Assistant (optional): read readings, Pi status, alert states
 #                                               and discovery configs, publish homeassistant/status; nothing else
@@ -108,6 +108,8 @@ role() {
     publishClientSend 'teleinfo/+/+/reading' \
     subscribeLiteral 'teleinfo/+/status' \
     publishClientReceive 'teleinfo/+/status' \
+    subscribeLiteral 'teleinfo/+/health' \
+    publishClientReceive 'teleinfo/+/health' \
     publishClientSend 'teleinfo/replay' \
     publishClientSend 'teleinfo/+/ack' \
     publishClientSend 'teleinfo/+/alert/+' \
@@ -134,6 +136,7 @@ role() {
     role "pi-$name" \
       publishClientSend "teleinfo/$name/+/reading" \
       publishClientSend "teleinfo/$name/status" \
+      publishClientSend "teleinfo/$name/health" \
       subscribeLiteral 'teleinfo/replay' \
       publishClientReceive 'teleinfo/replay' \
       subscribeLiteral "teleinfo/$name/ack" \

@@ -5,7 +5,7 @@ import { counterReadings } from '../lib/ecodevices/decode';
 import { EcoDevicesPoller, type PollResult, type ReadMode } from '../lib/ecodevices/poller';
 import { EmissionFilter } from '../lib/emission';
 import { renderTopic } from '../lib/teleinfo-parser';
-import { deliverReadOnlyUncloned, valueOrEnv } from '../node-red';
+import { deliverReadOnlyUncloned, reportHealth, valueOrEnv } from '../node-red';
 
 interface EcoDevicesInDef extends NodeDef {
   device: string;
@@ -56,6 +56,8 @@ export = function register(RED: NodeAPI): void {
     const waiting: ((err?: Error) => void)[] = [];
     let last: { papp: number | null; at: number } | null = null;
     let failure: { error: Error; consecutive: number; unreachable: boolean } | null = null;
+    let failedPolls = 0;
+    reportHealth(node, () => ({ errors: { poll: failedPolls } }));
 
     const poller = new EcoDevicesPoller(
       {
@@ -73,6 +75,7 @@ export = function register(RED: NodeAPI): void {
           settle();
         },
         failure: (error, consecutive) => {
+          failedPolls++;
           failure = { error, consecutive, unreachable: failure?.unreachable ?? false };
           showStatus();
           // A poll asked for by a message fails that message; a scheduled one reports to Catch nodes directly.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { WRITES_IN_FLIGHT, WritePipeline, type PipelineStatus } from '../lib/influx/pipeline';
 import type { InfluxTransport, TlsOptions } from '../lib/influx/transport';
-import type { RollupDatabase } from '../lib/rollup/rollup';
+import type { InfluxDatabase } from '../lib/influx/database';
 import { resolveCredential, valueOrEnv } from '../node-red';
 import { Spool, spoolDir } from '../lib/spool';
 import type { Credentials, InfluxServerNode } from './types';
@@ -44,7 +44,7 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this as unknown as InfluxServerNode & {
       pipeline: WritePipeline | null;
-      rollupDatabase: RollupDatabase | null;
+      database: InfluxDatabase | null;
       configError: string | null;
     };
     const users = new Map<string, (status: PipelineStatus) => void>();
@@ -54,13 +54,13 @@ export = function register(RED: NodeAPI): void {
     };
     node.deregister = (user: Node) => users.delete(user.id);
     node.pipeline = null;
-    node.rollupDatabase = null;
+    node.database = null;
     node.configError = null;
 
     const broadcast = (status: PipelineStatus) => users.forEach((onStatus) => onStatus(status));
     try {
       const transport = createTransport(config, node);
-      if ('rollupDatabase' in transport) node.rollupDatabase = transport.rollupDatabase;
+      if ('database' in transport) node.database = transport.database;
       const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
       let lastFault = '';
       const spool = new Spool(spoolDir(path.join(userDir, 'teleinfo-spool'), node.id), {
@@ -114,7 +114,7 @@ export = function register(RED: NodeAPI): void {
   function createTransport(
     config: InfluxServerDef,
     node: Node<Credentials>,
-  ): InfluxTransport | (InfluxTransport & { rollupDatabase: RollupDatabase }) {
+  ): InfluxTransport | (InfluxTransport & { database: InfluxDatabase }) {
     // Loaded when a server is configured, not when Node-RED registers the node: a Pi, which writes to no
     // InfluxDB, never loads undici and the InfluxDB client (12 to 20 MiB of its memory).
     type Transports = typeof import('../lib/influx/transport');

@@ -1,6 +1,6 @@
 import type { Node } from 'node-red';
 import type { PipelineStatus, WritePipeline } from '../lib/influx/pipeline';
-import type { RollupDatabase } from '../lib/rollup/rollup';
+import type { InfluxDatabase } from '../lib/influx/database';
 
 export interface Credentials {
   user?: string;
@@ -13,7 +13,7 @@ export interface InfluxServerNode extends Node<Credentials> {
   /** One pipeline (spool, batches, retries) per server, shared by every node that writes to it. */
   readonly pipeline: WritePipeline | null;
   /** InfluxDB 1.x's queries and retention policies, for teleinfo-rollup; null for 2.x/3.x or a bad configuration. */
-  readonly rollupDatabase: RollupDatabase | null;
+  readonly database: InfluxDatabase | null;
   /** Why there is no pipeline (bad configuration). */
   readonly configError: string | null;
   /** `onStatus` hears every change of the pipeline's state. */

@@ -1,3 +1,4 @@
+import { compareVersions, type PiHealth } from './health';
 import type { Reading } from './reading';
 
 /**
@@ -7,7 +8,8 @@ import type { Reading } from './reading';
  * `reminderMs` in between. Knows nothing of Node-RED: the node feeds it and words the events.
  */
 
-export type AlertRule = 'high-consumption' | 'overrun' | 'silence' | 'index' | 'tempo' | 'ejp';
+export type AlertRule =
+  'high-consumption' | 'overrun' | 'silence' | 'index' | 'tempo' | 'ejp' | 'backlog' | 'disk' | 'version';
 export const ALERT_RULES: readonly AlertRule[] = [
   'high-consumption',
   'overrun',
@@ -15,6 +17,9 @@ export const ALERT_RULES: readonly AlertRule[] = [
   'index',
   'tempo',
   'ejp',
+  'backlog',
+  'disk',
+  'version',
 ];
 
 export interface AlertEvent {
@@ -47,6 +52,12 @@ export interface AlertOptions {
   /** Also raise on a red day itself, not only its notice the day before. */
   readonly tempo: { readonly today: boolean } | null;
   readonly ejp: boolean;
+  /** A Pi's health: its oldest unsent reading older than this raises a backlog. */
+  readonly backlogMs?: number | null;
+  /** A Pi's health: less free disk than this share (%) raises a disk alert. */
+  readonly diskPercent?: number | null;
+  /** A Pi's health: a package version older than this one (the server's) raises a version alert. */
+  readonly version?: string | null;
   /** How long the power must stay above the threshold before high-consumption is raised. */
   readonly raiseAfterMs: number;
   /** How long a condition must stay gone before its alert clears. */
@@ -191,6 +202,43 @@ export class AlertEngine {
       kind: 'unreachable',
       immediate: true,
     });
+    return events;
+  }
+
+  /** A Pi's health (admitted: lib/health.ts): its backlog, its disk, its version. Judged at the Pi's time. */
+  health(h: PiHealth, now: number): AlertEvent[] {
+    const events: AlertEvent[] = [];
+    this.wall = now;
+    const at = Date.parse(h.at);
+    const { backlogMs, diskPercent, version } = this.options;
+    if (backlogMs) {
+      const age = h.spool.oldestAgeS ?? 0;
+      this.step(events, h.pi, 'backlog', at, {
+        on: age * 1000 > backlogMs,
+        value: Math.round(age / 60),
+        threshold: Math.round(backlogMs / 60_000),
+        kind: 'age',
+        immediate: true,
+      });
+    }
+    if (diskPercent && h.diskFreeMB !== null && h.diskTotalMB) {
+      const free = (h.diskFreeMB / h.diskTotalMB) * 100;
+      this.step(events, h.pi, 'disk', at, {
+        on: free < diskPercent,
+        value: Math.round(free * 10) / 10,
+        threshold: diskPercent,
+        kind: 'free',
+        immediate: true,
+      });
+    }
+    if (version)
+      this.step(events, h.pi, 'version', at, {
+        on: compareVersions(h.versions.package, version) < 0,
+        value: h.versions.package,
+        threshold: version,
+        kind: 'older',
+        immediate: true,
+      });
     return events;
   }
 

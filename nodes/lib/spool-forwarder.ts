@@ -1,3 +1,4 @@
+import type { SpoolHealth } from './health';
 import { SeqRanges } from './acknowledgement';
 import { checkRecordSizes, TurnBatcher, type Spool, type SpoolPosition, type Waiter } from './spool';
 
@@ -160,6 +161,30 @@ export class SpoolForwarder {
   /** Records not yet forwarded since the link was last known down (what a replay would send). */
   get backlog(): number {
     return this.spool.length + this.batcher.pending - this.inGroups;
+  }
+
+  /** What the spool holds and what went through, for the Pi's health (lib/health.ts). */
+  health(now: number): SpoolHealth {
+    let oldestAgeS: number | null = null;
+    if (this.spool.length > 0) {
+      // The head record's first reading time: a record is {topic, payload} with the readings' own times.
+      try {
+        const head = this.spool.peek(1).lines[0] ?? '';
+        const time = Date.parse(/"time":"([^"]{1,40})"/.exec(head)?.[1] ?? '');
+        if (Number.isFinite(time)) oldestAgeS = Math.max(0, Math.round((now - time) / 1000));
+      } catch {
+        // A disk that cannot be read now: the spool reports it itself; the age is unknown this time.
+      }
+    }
+    return {
+      depth: this.spool.length + this.batcher.pending,
+      bytes: this.spool.bytes,
+      oldestAgeS,
+      sent: this.counters.forwarded,
+      acknowledged: this.options.release === 'server' ? this.counters.stored : this.counters.acknowledged,
+      dropped: this.spool.counters.dropped,
+      quarantinedBytes: this.spool.counters.quarantinedBytes,
+    };
   }
 
   /** Records forwarded and not yet acknowledged by the broker. */

@@ -1,7 +1,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { failInput, ThrottledStatus } from '../node-red';
 import { AlertEngine, type AlertEvent, type AlertSnapshot } from '../lib/alerts';
+import { admitHealth } from '../lib/health';
 import { readingsOf } from '../lib/reading';
+import { PACKAGE_VERSION } from '../node-red';
 
 interface AlertDef extends NodeDef {
   highConsumption: boolean;
@@ -18,6 +20,14 @@ interface AlertDef extends NodeDef {
   tempoToday: boolean;
   ejp: boolean;
   reminderMinutes: string;
+  /** A Pi's health (from teleinfo-fleet): its oldest unsent reading older than this many minutes. */
+  backlog?: boolean;
+  backlogMinutes?: string;
+  /** Less free disk than this %. */
+  disk?: boolean;
+  diskPercent?: string;
+  /** A Pi on an older package version than this server's. */
+  version?: boolean;
   /** The context store that keeps the alerts across restarts ('' = the default one). */
   store: string;
 }
@@ -34,7 +44,7 @@ const CONTEXT_KEY = 'teleinfo-alert';
 const SAVE_MS = 1000;
 
 /**
- * teleinfo-alert: readings, Pi status messages and ecodevices-in's box events in; one message when an alert is
+ * teleinfo-alert: readings, Pi status and health messages and ecodevices-in's box events in; one message when an alert is
  * raised, one when it is cleared (and reminders), on teleinfo/<meter>/alert/<rule>. The rules are the domain
  * core's (lib/alerts.ts); this node words the events, keeps the state in a context store and runs the clock.
  */
@@ -60,6 +70,9 @@ export = function register(RED: NodeAPI): void {
       raiseAfterMs: num(config.raiseAfter, 60) * 1000,
       clearAfterMs: num(config.clearAfter, 60) * 1000,
       reminderMs: num(config.reminderMinutes, 0) * 60_000,
+      backlogMs: config.backlog ? num(config.backlogMinutes ?? '', 30) * 60_000 : null,
+      diskPercent: config.disk ? num(config.diskPercent ?? '', 10) : null,
+      version: config.version ? PACKAGE_VERSION : null,
     });
     const store = config.store || undefined;
     const context = node.context();
@@ -144,6 +157,22 @@ export = function register(RED: NodeAPI): void {
         const now = Date.now();
         const status = piStatusOf(msg);
         if (status) return finish(engine.piStatus(status.pi, status.online, now));
+        const healthOf = typeof msg.topic === 'string' ? /^teleinfo\/([^/]+)\/health$/.exec(msg.topic) : null;
+        if (healthOf) {
+          const health = admitHealth(healthOf[1], msg.payload, now);
+          if (typeof health === 'string')
+            return failInput(
+              node,
+              done,
+              `teleinfo-alert: the health of ${healthOf[1].slice(0, 64)}: ${health}`,
+              {
+                fill: 'red',
+                shape: 'ring',
+                text: 'teleinfo-alert.status.invalid',
+              },
+            );
+          return finish(engine.health(health, now));
+        }
         const box = msg.payload as Partial<BoxEvent> | null;
         if (
           box &&
@@ -157,7 +186,7 @@ export = function register(RED: NodeAPI): void {
           return failInput(
             node,
             done,
-            `teleinfo-alert expects a normalized reading (or an array of them), a Pi status message (online or offline on teleinfo/<pi-id>/status) or an ecodevices-in event (unreachable, back); ${readings}`,
+            `teleinfo-alert expects a normalized reading (or an array of them), a Pi status message (online or offline on teleinfo/<pi-id>/status), a Pi's health (on teleinfo/<pi-id>/health) or an ecodevices-in event (unreachable, back); ${readings}`,
             { fill: 'red', shape: 'ring', text: 'teleinfo-alert.status.invalid' },
           );
         finish(readings.flatMap((r) => engine.reading(r, now)));

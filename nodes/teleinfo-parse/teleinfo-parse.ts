@@ -4,6 +4,7 @@ import {
   failInput,
   isLinkStatus,
   linkState,
+  reportHealth,
   ThrottledStatus,
   valueOrEnv,
   type LinkStatusMessage,
@@ -67,6 +68,21 @@ export = function register(RED: NodeAPI): void {
     const hunt = config.serialControl ? new BaudHunt(mode as TicMode | 'auto', Date.now()) : null;
     let lineLosses = 0;
     let lineDown = false;
+    reportHealth(node, () => {
+      const c = parser.counters;
+      return {
+        errors: {
+          checksum: c.checksumErrors,
+          format: c.formatErrors,
+          interrupted: c.interruptedFrames,
+          oversize: c.oversizeErrors,
+          mode: c.modeErrors,
+          value: c.valueErrors,
+          input: c.invalidInputs,
+          'line-lost': lineLosses,
+        },
+      };
+    });
 
     const status = new ThrottledStatus(node, (): NodeStatus => {
       const c = parser.counters;

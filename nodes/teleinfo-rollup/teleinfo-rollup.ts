@@ -28,7 +28,7 @@ export = function register(RED: NodeAPI): void {
     const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
     const server = RED.nodes.getNode(config.server) as InfluxServerNode | null;
     const intervalMs = (Number(config.interval) > 0 ? Number(config.interval) : 60) * 1000;
-    const database = server?.rollupDatabase ?? null;
+    const database = server?.database ?? null;
     if (!database) {
       node.status({
         fill: 'red',

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { failInput, isLinkStatus, linkState, ThrottledStatus } from '../node-red';
+import { failInput, isLinkStatus, linkState, reportHealth, ThrottledStatus } from '../node-red';
 import { readingsOf } from '../lib/reading';
 import { messageRecord, recordMessages, Spool, spoolDir, type SpoolError } from '../lib/spool';
 import { isAckTopic, parseAck } from '../lib/acknowledgement';
@@ -103,6 +103,7 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     const spool = forwarder.spool;
+    reportHealth(node, () => ({ spool: forwarder.health(Date.now()) }));
     if (spool.counters.recovered > 0)
       node.log(RED._('teleinfo-spool.log.recovered', { count: spool.counters.recovered }));
     node.status(render());

@@ -162,6 +162,8 @@ describe('teleinfo-parse in the Node-RED editor (real Chromium)', { skip: servic
     'teleinfo-resubscribe',
     'teleinfo-ack',
     'teleinfo-rollup',
+    'teleinfo-health',
+    'teleinfo-fleet',
     'teleinfo-alert',
     'teleinfo-ha-discovery',
   ]) {

@@ -142,7 +142,7 @@ describe(
         timeoutMs: 30_000,
         connections: 1,
       });
-      r = new Rollup(transport.rollupDatabase);
+      r = new Rollup(transport.database);
     });
 
     after(async () => {

@@ -307,6 +307,22 @@ test(
         "pi-b never gets pi-a's",
       );
 
+      // Health: each Pi publishes its own, retained; the server reads every Pi's; a Pi reads none.
+      await assert.rejects(
+        piA.publishAsync('teleinfo/pi-b/health', '{}', { qos: 1, retain: true }),
+        /not authori[sz]ed/i,
+        'pi-a forging the health of pi-b',
+      );
+      await assert.rejects(piA.subscribeAsync('teleinfo/+/health', { qos: 1 }), /not authori[sz]ed/i);
+      await piA.publishAsync('teleinfo/pi-a/health', 'healthy', { qos: 1, retain: true });
+      const health: string[] = [];
+      srv.on('message', (topic, payload) => {
+        if (topic.endsWith('/health')) health.push(`${topic} ${payload.toString()}`);
+      });
+      await srv.subscribeAsync('teleinfo/+/health', { qos: 1 });
+      await waitFor("the server getting pi-a's retained health", () => health.length >= 1);
+      assert.deepEqual(health, ['teleinfo/pi-a/health healthy']);
+
       // Home Assistant reads readings, status and the discovery configs the server writes; it writes only its status,
       // and cannot join the servers' shared subscription.
       const ha = await as('homeassistant');

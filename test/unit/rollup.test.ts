@@ -7,7 +7,8 @@ import {
   parisNextDay,
   parisNextMonth,
 } from '../../nodes/lib/rollup/paris-time';
-import { Rollup, type RollupDatabase } from '../../nodes/lib/rollup/rollup';
+import type { InfluxDatabase } from '../../nodes/lib/influx/database';
+import { Rollup } from '../../nodes/lib/rollup/rollup';
 
 const H = 3_600_000;
 const hour = (time: number, last: Record<string, number>, first = last): RawHour => ({
@@ -75,7 +76,7 @@ describe('hourly energy', () => {
 });
 
 describe('marked hours (a database standing in for InfluxDB)', () => {
-  const silent: RollupDatabase = {
+  const silent: InfluxDatabase = {
     query: () => Promise.resolve([]),
     write: () => Promise.resolve(),
   };
@@ -91,7 +92,7 @@ describe('marked hours (a database standing in for InfluxDB)', () => {
   });
 
   test('a failing database keeps the hours marked for the next pass', async () => {
-    const failing: RollupDatabase = { ...silent, query: () => Promise.reject(new Error('HTTP 503')) };
+    const failing: InfluxDatabase = { ...silent, query: () => Promise.reject(new Error('HTTP 503')) };
     const r = new Rollup(failing);
     const now = Date.now();
     r.mark('a', now - 3 * H, now);
@@ -102,7 +103,7 @@ describe('marked hours (a database standing in for InfluxDB)', () => {
 
   test('a long backlog goes in slices, oldest first', async () => {
     const ranges: string[] = [];
-    const db: RollupDatabase = {
+    const db: InfluxDatabase = {
       query: (q) => {
         const m = /FROM "teleinfo" WHERE time >= (\d+)ms AND time < (\d+)ms/.exec(q);
         if (m) ranges.push(`${(Number(m[2]) - Number(m[1])) / H}h`);

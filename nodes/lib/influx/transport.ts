@@ -2,7 +2,7 @@ import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { retryAfterMs } from '../retry';
-import type { QuerySeries, RollupDatabase } from '../rollup/rollup';
+import type { InfluxDatabase, QuerySeries } from './database';
 
 /**
  * How a batch of line protocol reaches InfluxDB, and what its answer means for the batch: written,
@@ -96,13 +96,13 @@ export class V1Transport implements InfluxTransport {
   private readonly headers: Record<string, string>;
   private readonly gzipAbove: number;
   private readonly base: string;
-  private readonly database: string;
+  private readonly databaseName: string;
 
   constructor(options: V1Options) {
     const url = new URL(options.url);
     this.gzipAbove = gzipThreshold(url);
     this.base = url.pathname.replace(/\/+$/, '');
-    this.database = options.database;
+    this.databaseName = options.database;
     const query = new URLSearchParams({ db: options.database, precision: 'ms' });
     if (options.retentionPolicy) query.set('rp', options.retentionPolicy);
     this.path = `${this.base}/write?${query.toString()}`;
@@ -143,11 +143,11 @@ export class V1Transport implements InfluxTransport {
     }
   }
 
-  /** Rollups (lib/rollup): InfluxQL statements and writes into another retention policy, over the same connections. */
-  readonly rollupDatabase: RollupDatabase = {
+  /** InfluxQL statements and writes into any retention policy (rollups, Pi health), over the same connections. */
+  readonly database: InfluxDatabase = {
     query: async (statement, signal) => {
       const res = await this.client.request({
-        path: `${this.base}/query?${new URLSearchParams({ db: this.database, epoch: 'ms' }).toString()}`,
+        path: `${this.base}/query?${new URLSearchParams({ db: this.databaseName, epoch: 'ms' }).toString()}`,
         method: 'POST',
         headers: { ...this.headers, 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ q: statement }).toString(),
@@ -162,7 +162,9 @@ export class V1Transport implements InfluxTransport {
       return result?.series ?? [];
     },
     write: async (retentionPolicy, lines, signal) => {
-      const query = new URLSearchParams({ db: this.database, rp: retentionPolicy, precision: 'ms' });
+      const query = new URLSearchParams({ db: this.databaseName, precision: 'ms' });
+      // '' is the database's default policy.
+      if (retentionPolicy) query.set('rp', retentionPolicy);
       const res = await this.client.request({
         path: `${this.base}/write?${query.toString()}`,
         method: 'POST',

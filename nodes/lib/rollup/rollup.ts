@@ -1,3 +1,4 @@
+import type { InfluxDatabase } from '../influx/database';
 import { escapeKey, escapeMeasurement } from '../influx/line-protocol';
 import { hourlyEnergy, ROLLUP_INDEXES, type EnergyAnomalies, type RawHour } from './energy';
 import {
@@ -19,20 +20,6 @@ import {
  * InfluxDB aggregates (last index of each hour, sums of hours into Paris days with its own tz()); this code only
  * takes the differences, where a reset or an absurd jump must not make a negative or absurd hour.
  */
-
-/** What the rollup needs of InfluxDB 1.x. */
-export interface RollupDatabase {
-  /** The series of the statement's answer (epoch ms); throws on an HTTP or InfluxQL error. */
-  query(statement: string, signal: AbortSignal): Promise<QuerySeries[]>;
-  /** Writes line protocol (ms) into a retention policy; throws when not written. */
-  write(retentionPolicy: string, lines: readonly string[], signal: AbortSignal): Promise<void>;
-}
-
-export interface QuerySeries {
-  readonly tags?: Readonly<Record<string, string>>;
-  readonly columns: readonly string[];
-  readonly values: readonly (readonly unknown[])[];
-}
 
 export interface RollupOptions {
   /** The raw readings' measurement and retention policy ('' for the database's default). */
@@ -83,7 +70,7 @@ export class Rollup {
   private readonly options: RollupOptions;
 
   constructor(
-    private readonly db: RollupDatabase,
+    private readonly db: InfluxDatabase,
     options: Partial<RollupOptions> = {},
   ) {
     this.options = { ...DEFAULT_ROLLUP_OPTIONS, ...options };

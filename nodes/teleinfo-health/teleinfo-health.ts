@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { sumErrors, sumSpools, type PiHealth } from '../lib/health';
+import { healthOfRuntime, PACKAGE_VERSION } from '../node-red';
+
+interface HealthDef extends NodeDef {
+  /** The Pi's id (`${PI_ID}` in the shipped flow): the topic is teleinfo/<pi>/health. */
+  pi: string;
+  /** Seconds between two health messages (at least 10). */
+  interval: string;
+}
+
+const PI_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** The first health after a start, once the other nodes of the flow are up. */
+const FIRST_MS = 2000;
+
+/**
+ * teleinfo-health: the Pi's health every `interval` seconds, for an mqtt out (retained, QoS 1): what every
+ * teleinfo-spool of this Node-RED holds and how old its oldest reading is, what was sent and acknowledged,
+ * teleinfo-parse's and ecodevices-in's errors by kind, free disk in the userDir, uptime and versions.
+ */
+export = function register(RED: NodeAPI): void {
+  function TeleinfoHealth(this: Node, config: HealthDef): void {
+    RED.nodes.createNode(this, config);
+    const node: Node = this; // eslint-disable-line @typescript-eslint/no-this-alias -- used in closures below
+    const pi = (config.pi ?? '').trim();
+    if (!PI_ID.test(pi)) {
+      const message = RED._('teleinfo-health.errors.pi', { value: pi.slice(0, 80) });
+      node.error(message);
+      node.status({ fill: 'red', shape: 'ring', text: message });
+      return;
+    }
+    const intervalMs = Math.max(10, Number(config.interval) || 60) * 1000;
+    const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
+    const started = Date.now() - process.uptime() * 1000;
+    // The runtime's version, as it puts it in its settings (RED.version() is a promise in some hosts).
+    const nodeRed = String((RED.settings as unknown as { version?: string }).version ?? 'unknown');
+
+    function health(now: number): PiHealth {
+      const parts = healthOfRuntime();
+      let disk: { free: number; total: number } | null = null;
+      try {
+        const s = fs.statfsSync(userDir);
+        disk = { free: (s.bavail * s.bsize) / 1048576, total: (s.blocks * s.bsize) / 1048576 };
+      } catch {
+        // Unknown: reported as null.
+      }
+      return {
+        pi,
+        at: new Date(now).toISOString(),
+        uptimeS: Math.round((now - started) / 1000),
+        versions: { package: PACKAGE_VERSION, nodeRed, node: process.version.slice(1) },
+        spool: sumSpools(parts.flatMap((p) => (p.spool ? [p.spool] : []))),
+        errors: sumErrors(parts.flatMap((p) => (p.errors ? [p.errors] : []))),
+        diskFreeMB: disk && Math.round(disk.free),
+        diskTotalMB: disk && Math.round(disk.total),
+      };
+    }
+
+    function publish(): void {
+      const h = health(Date.now());
+      node.send({ topic: `teleinfo/${pi}/health`, payload: h, retain: true, qos: 1 });
+      node.status({
+        fill: h.spool.oldestAgeS !== null && h.spool.oldestAgeS > 600 ? 'yellow' : 'green',
+        shape: 'dot',
+        text: RED._('teleinfo-health.status.sent', {
+          depth: h.spool.depth,
+          age: h.spool.oldestAgeS === null ? '-' : Math.round(h.spool.oldestAgeS / 60),
+          disk: h.diskFreeMB ?? '?',
+        }),
+      });
+    }
+    const first = setTimeout(publish, FIRST_MS);
+    const timer = setInterval(publish, intervalMs);
+    node.on('input', (_msg, _send, done) => {
+      publish();
+      done();
+    });
+    node.on('close', (_removed: boolean, done: () => void) => {
+      clearTimeout(first);
+      clearInterval(timer);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('teleinfo-health', TeleinfoHealth);
+};
