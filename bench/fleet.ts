@@ -19,6 +19,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { readingToLine, type Reading } from '../nodes/lib';
+import type { PiHealth } from '../nodes/lib/health';
+import { PACKAGE_VERSION } from '../nodes/node-red';
 import { parseAck } from '../nodes/lib/acknowledgement';
 import { messageRecord, recordMessages, Spool } from '../nodes/lib/spool';
 import { isReplayRequest, SpoolForwarder, type ReleaseOn } from '../nodes/lib/spool-forwarder';
@@ -28,7 +30,14 @@ import { encodeTicFrame } from '../nodes/lib/tic/encoder';
 import { projectBrokerSettings } from '../test/support/end-to-end';
 import { ROOT } from '../test/support/fixtures';
 import { startInstance, type NodeRedProcess } from '../test/support/node-red-process';
-import { startInfluxd, startMosquitto, tempDir, waitFor, type Influxd } from '../test/support/services';
+import {
+  createStackDatabase,
+  startInfluxd,
+  startMosquitto,
+  tempDir,
+  waitFor,
+  type Influxd,
+} from '../test/support/services';
 import { cpuSeconds, rssMiB } from './support/process-stats';
 import { benchNodeArgs } from './support/rounds';
 
@@ -43,6 +52,8 @@ const HA = process.env.FLEET_HA === 'on';
 /** How long the fleet runs before the servers restart, and after each restart. */
 const RESTART_SECONDS = Number(process.env.FLEET_RESTART_SECONDS) || 30;
 const RELEASE: ReleaseOn = process.env.FLEET_RELEASE === 'broker' ? 'broker' : 'server';
+/** Each Pi's health every this many seconds (retained, as teleinfo-health sends it); 0: none. The shipped Pi: 60. */
+const HEALTH_SECONDS = Number(process.env.FLEET_HEALTH_SECONDS ?? 60);
 /** Added to each server's Node flags. */
 const SERVER_NODE_ARGS = benchNodeArgs();
 
@@ -165,6 +176,33 @@ class Fleet {
     }
   }
 
+  /** Health messages the Pis published. */
+  healthSent = 0;
+  private healthTimer: NodeJS.Timeout | null = null;
+
+  /** Every Pi's health every HEALTH_SECONDS, spread over the period as Pis started at different times are. */
+  startHealth(): void {
+    if (!(HEALTH_SECONDS > 0)) return;
+    let next = 0;
+    const tick = (HEALTH_SECONDS * 1000) / this.pis.length;
+    this.healthTimer = setInterval(() => {
+      const p = next++ % this.pis.length;
+      const { client, forwarder } = this.pis[p];
+      const health: PiHealth = {
+        pi: `fleet-${p}`,
+        at: new Date().toISOString(),
+        uptimeS: Math.round(process.uptime()),
+        versions: { package: PACKAGE_VERSION, nodeRed: '4.1.2', node: process.version.slice(1) },
+        spool: forwarder.health(Date.now()),
+        errors: { checksum: 0 },
+        diskFreeMB: 10_000,
+        diskTotalMB: 30_000,
+      };
+      this.healthSent++;
+      client.publish(`teleinfo/fleet-${p}/health`, JSON.stringify(health), { qos: 1, retain: true });
+    }, tick);
+  }
+
   /** Readings the Pis sent again (a replay after a link drop, a replay request or a stall). */
   get resent(): number {
     return this.pis.reduce((n, p) => n + p.forwarder.counters.replayed, 0);
@@ -196,6 +234,7 @@ class Fleet {
   }
 
   async close(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer);
     for (const { client, forwarder } of this.pis) {
       forwarder.close();
       await client.endAsync();
@@ -269,7 +308,7 @@ async function main(): Promise<void> {
       const servers: NodeRedProcess[] = [];
       for (const phase of ['paced', 'burst'] as const) {
         const db = `fleet_${n}_${phase}`;
-        await influxd.query(`CREATE DATABASE ${db}`);
+        await createStackDatabase(influxd, db);
         for (let s = 0; s < n; s++) {
           const server = await startServer(s, db, dirs[dirs.push(tempDir('fleet-server')) - 1]);
           servers.push(server);
@@ -277,6 +316,7 @@ async function main(): Promise<void> {
         }
         const fleet = new Fleet(readings, dirs[dirs.push(tempDir('fleet-pis')) - 1]);
         await fleet.connect(mosquitto.url);
+        fleet.startHealth();
         const pids = { mosquitto: mosquitto.pid, influxd: influxd.pid, servers: servers.map((s) => s.pid) };
         const cpu0 = {
           mosquitto: cpuSeconds(pids.mosquitto),
@@ -369,13 +409,14 @@ async function main(): Promise<void> {
       // Restarts: the servers, then the broker, each while the fleet keeps its pace.
       const n = SERVERS[0];
       const db = 'fleet_restarts';
-      await influxd.query(`CREATE DATABASE ${db}`);
+      await createStackDatabase(influxd, db);
       const serverDirs = Array.from({ length: n }, () => dirs[dirs.push(tempDir('fleet-server')) - 1]);
       const servers = await Promise.all(serverDirs.map((dir, s) => startServer(s, db, dir)));
       for (const server of servers)
         await waitFor('a server link', () => server.log().includes('Connected to broker'), 30_000);
       const fleet = new Fleet(readings, dirs[dirs.push(tempDir('fleet-pis')) - 1]);
       await fleet.connect(mosquitto.url);
+      fleet.startHealth();
       let k = 0;
       const start = Date.now();
       const pace = setInterval(() => {
@@ -422,7 +463,7 @@ async function main(): Promise<void> {
       `\n${METERS} meters (one reading / 10 s each) behind ${PIS} Pis → mosquitto → N servers ($share) → influxd, one 2-core machine; Home Assistant discovery ${HA ? 'on' : 'off'}`,
     );
     console.log(
-      `Released: ${RELEASE}; servers' subscription QoS ${process.env.FLEET_SERVER_QOS === '0' ? 0 : 1}`,
+      `Released: ${RELEASE}; servers' subscription QoS ${process.env.FLEET_SERVER_QOS === '0' ? 0 : 1}; each Pi's health every ${HEALTH_SECONDS > 0 ? `${HEALTH_SECONDS} s` : 'never'} (FLEET_HEALTH_SECONDS)`,
     );
     console.log(
       '| Servers | Load | Stored/sent | Readings/s | Latency p50 / p99 | CPU (of one core) | CPU per 1,000 readings (broker / servers) | Re-sent | Broker peak RSS |',

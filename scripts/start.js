@@ -2,8 +2,8 @@
 // npm start: the whole chain on this machine. A simulated Eco-Devices box → the Pi instance (:1880) → MQTT →
 // the server instance (:1881) → InfluxDB. MQTT_URL, INFLUX_URL and ECODEVICES_HOST point it at real ones instead.
 // Without mosquitto on the PATH (or with DEMO_BROKER=embedded) the broker is aedes, in this process.
-// Ctrl-C stops everything it started.
-const { spawn } = require('node:child_process');
+// Ctrl-C stops everything it started. `npm start -- --restore <dir>` starts it from a backup (`npm run backup`).
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { prepareInstance, ROOT } = require('./instance');
@@ -15,6 +15,9 @@ const { projectBrokerSettings } = require('../dist/test/support/end-to-end');
 const dir = path.resolve(process.env.DEMO_DIR || path.join(ROOT, '.nr', 'demo'));
 const piPort = Number(process.env.PI_PORT || 1880);
 const serverPort = Number(process.env.SERVER_PORT || 1881);
+const restoreAt = process.argv.indexOf('--restore');
+/** A backup of `npm run backup` to start from: InfluxDB's database and both userDirs. */
+const restore = restoreAt > 0 ? path.resolve(process.argv[restoreAt + 1] || '') : null;
 /** What this script started, stopped in reverse order. */
 const running = [];
 
@@ -45,6 +48,9 @@ async function main() {
   fs.mkdirSync(dir, { recursive: true });
   const env = { ...process.env };
   const lines = [];
+  const state = { influx: null, userDirs: {} };
+  if (restore && !fs.existsSync(path.join(restore, 'manifest.json')))
+    throw new Error(`--restore ${restore}: not a backup of npm run backup (no manifest.json)`);
 
   if (!env.ECODEVICES_HOST) {
     const port = await services.freePort();
@@ -109,7 +115,19 @@ async function main() {
       const raw = /^([1-9]\d*[hdw]|INF)$/.test(env.INFLUX_RAW_RETENTION || '')
         ? env.INFLUX_RAW_RETENTION
         : '90d';
+      if (restore) {
+        // The database as it was backed up, its retention policies and rollups included.
+        execFileSync(
+          'influxd',
+          ['restore', '-portable', '-host', influxd.rpc, path.join(restore, 'influxdb')],
+          {
+            stdio: ['ignore', 'ignore', 'inherit'],
+          },
+        );
+        lines.push(`restored from              ${restore}`);
+      }
       await services.createStackDatabase(influxd, 'teleinfo', undefined, raw);
+      state.influx = { url: influxd.url, rpc: influxd.rpc, database: 'teleinfo' };
       env.INFLUX_URL = influxd.url;
       lines.push(`influxd 1.x                ${influxd.url}  (database teleinfo, raw readings kept ${raw})`);
     } else {
@@ -123,6 +141,10 @@ async function main() {
     ['server', serverPort],
     ['pi', piPort],
   ]) {
+    state.userDirs[role] = path.join(dir, role);
+    // A restored userDir keeps its flows, credentials, context and spools: the launcher writes the shipped flow only
+    // into a new one.
+    if (restore) fs.cpSync(path.join(restore, 'node-red', role), state.userDirs[role], { recursive: true });
     const flows = role === 'server' ? withDashboard(lines, port) : undefined;
     const instance = prepareInstance({ role, userDir: path.join(dir, role), port, env, flows });
     child(role, instance.args, instance.env);
@@ -135,6 +157,8 @@ async function main() {
       `${role === 'pi' ? 'Pi instance    ' : 'server instance'}            http://127.0.0.1:${port}/  (flows/${role}.json, log ${path.join(dir, `${role}.log`)})`,
     );
   }
+  // What `npm run backup` reads to find what to back up.
+  fs.writeFileSync(path.join(dir, 'demo.json'), JSON.stringify(state, null, 2));
   console.log(`node-red-contrib-teleinfo demo, in ${dir}:\n  ${lines.join('\n  ')}`);
   console.log(`pids: ${running.map((r) => `${r.name}=${r.pid}`).join(' ')}`);
   console.log('Ctrl-C stops everything.');

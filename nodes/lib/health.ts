@@ -145,7 +145,8 @@ export function healthLine(h: PiHealth, measurement = 'teleinfo_health'): string
     `uptime_s=${h.uptimeS}`,
     `spool_depth=${h.spool.depth}i`,
     `spool_bytes=${h.spool.bytes}`,
-    ...(h.spool.oldestAgeS === null ? [] : [`oldest_age_s=${h.spool.oldestAgeS}`]),
+    // 0 when nothing waits: a missing field would leave last() on the backlog of before.
+    `oldest_age_s=${h.spool.oldestAgeS ?? 0}`,
     `sent=${h.spool.sent}i`,
     `acknowledged=${h.spool.acknowledged}i`,
     `dropped=${h.spool.dropped}i`,

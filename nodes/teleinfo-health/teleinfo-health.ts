@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { sumErrors, sumSpools, type PiHealth } from '../lib/health';
-import { healthOfRuntime, PACKAGE_VERSION } from '../node-red';
+import { healthOfRuntime, isLinkStatus, linkState, PACKAGE_VERSION } from '../node-red';
 
 interface HealthDef extends NodeDef {
   /** The Pi's id (`${PI_ID}` in the shipped flow): the topic is teleinfo/<pi>/health. */
@@ -13,11 +13,14 @@ interface HealthDef extends NodeDef {
 const PI_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** The first health after a start, once the other nodes of the flow are up. */
 const FIRST_MS = 2000;
+/** Health messages kept while the link is down (10 minutes at 10 s, an hour at 60 s); past it the oldest go. */
+const KEPT_WHILE_DOWN = 60;
 
 /**
  * teleinfo-health: the Pi's health every `interval` seconds, for an mqtt out (retained, QoS 1): what every
  * teleinfo-spool of this Node-RED holds and how old its oldest reading is, what was sent and acknowledged,
- * teleinfo-parse's and ecodevices-in's errors by kind, free disk in the userDir, uptime and versions.
+ * teleinfo-parse's and ecodevices-in's errors by kind, free disk in the userDir, uptime and versions. Wired from a
+ * Status node watching its mqtt out, it keeps what it would publish while the link is down, and sends it once back.
  */
 export = function register(RED: NodeAPI): void {
   function TeleinfoHealth(this: Node, config: HealthDef): void {
@@ -57,9 +60,22 @@ export = function register(RED: NodeAPI): void {
       };
     }
 
+    // The mqtt out drops what it is given while disconnected: while its Status says the link is down, the health
+    // messages wait here, so that the server sees how the backlog grew once the link is back.
+    let linkDown = false;
+    let kept: PiHealth[] = [];
+    let forgotten = 0;
+    const message = (h: PiHealth) => ({ topic: `teleinfo/${pi}/health`, payload: h, retain: true, qos: 1 });
+
     function publish(): void {
       const h = health(Date.now());
-      node.send({ topic: `teleinfo/${pi}/health`, payload: h, retain: true, qos: 1 });
+      if (linkDown) {
+        kept.push(h);
+        if (kept.length > KEPT_WHILE_DOWN) {
+          forgotten += kept.length - KEPT_WHILE_DOWN;
+          kept = kept.slice(-KEPT_WHILE_DOWN);
+        }
+      } else node.send(message(h));
       node.status({
         fill: h.spool.oldestAgeS !== null && h.spool.oldestAgeS > 600 ? 'yellow' : 'green',
         shape: 'dot',
@@ -72,7 +88,20 @@ export = function register(RED: NodeAPI): void {
     }
     const first = setTimeout(publish, FIRST_MS);
     const timer = setInterval(publish, intervalMs);
-    node.on('input', (_msg, _send, done) => {
+    node.on('input', (msg, send, done) => {
+      if (isLinkStatus(msg)) {
+        const state = linkState(msg);
+        if (state === 'down') linkDown = true;
+        else if (state === 'up' && linkDown) {
+          linkDown = false;
+          const waiting = kept;
+          kept = [];
+          if (forgotten > 0) node.warn(RED._('teleinfo-health.log.forgotten', { count: forgotten }));
+          forgotten = 0;
+          send([waiting.map(message)]);
+        }
+        return done();
+      }
       publish();
       done();
     });

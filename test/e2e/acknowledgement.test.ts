@@ -21,7 +21,7 @@ import {
 import { Spool, spoolDir } from '../../nodes/lib/spool';
 import { editorStatus } from '../support/node-red-process';
 import { clientId } from '../support/shipped-broker';
-import { serviceSkip, tempDir, waitFor, alive } from '../support/services';
+import { serviceSkip, tempDir, waitFor, alive, pause } from '../support/services';
 import { makeCertificates } from '../support/tls';
 
 /**
@@ -39,11 +39,6 @@ const FAULT_MS = Number(process.env.FAULT_SECONDS ?? 180) * 1000;
 const SEED = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 const PASSWORDS = { server: 'ack-server-1', server2: 'ack-server-2', pi: 'ack-pi', observer: 'ack-observer' };
-
-async function pause(ms: number) {
-  const until = Date.now() + ms;
-  await waitFor(`${Math.round(ms / 1000)} s`, () => Date.now() >= until, ms + 5000);
-}
 
 /** A site on the shipped broker, with the readings observer connected straight to it. */
 async function secureSite(database: string, servers = 1, piSpool?: Record<string, string>) {

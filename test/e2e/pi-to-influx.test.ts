@@ -19,7 +19,7 @@ import {
   storedSince,
   type Site,
 } from '../support/end-to-end';
-import { serviceSkip, tempDir, waitFor } from '../support/services';
+import { serviceSkip, tempDir, waitFor, pause } from '../support/services';
 import { makeCertificates } from '../support/tls';
 
 /**
@@ -35,11 +35,6 @@ function piStatus(state: 'online' | 'offline', times = 1) {
   return (log: string) =>
     (log.match(new RegExp(`topic: 'teleinfo/pi-e2e/status',\\s+payload: '${state}'`, 'g'))?.length ?? 0) >=
     times;
-}
-
-async function pause(ms: number) {
-  const until = Date.now() + ms;
-  await waitFor(`${ms / 1000} s`, () => Date.now() >= until, ms + 5000);
 }
 
 describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }, () => {

@@ -6,6 +6,7 @@ import yaml from 'js-yaml';
 import influxOut from '../../nodes/influx-teleinfo-out/influx-teleinfo-out';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
 import rollupNode from '../../nodes/teleinfo-rollup/teleinfo-rollup';
+import { admitHealth, healthLine, type PiHealth } from '../../nodes/lib/health';
 import { counterReadings, readingFromTicFrame, TicStreamDecoder, type Reading } from '../../nodes/lib';
 import { SimulatedMeter, type Contract } from '../../nodes/lib/simulator/meter';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
@@ -278,6 +279,69 @@ describe('the Grafana dashboard and datasource as provisioned', () => {
         assert.equal(res.status, 204);
         const pis = Object.fromEntries((await panel(8)).map((s) => [s.tags!.pi, s.values[0][1]]));
         assert.deepEqual(pis, { 'pi-a': false, 'pi-b': true });
+      });
+
+      test('the fleet view: one row per Pi with its last health, and its backlog over time', async () => {
+        const h = (pi: string, at: number, oldestAgeS: number | null, version: string) =>
+          healthLine(
+            admitHealth(
+              pi,
+              {
+                pi,
+                at: new Date(at).toISOString(),
+                uptimeS: 60,
+                versions: { package: version, nodeRed: '4.1.2', node: '20.20.2' },
+                spool: {
+                  depth: oldestAgeS === null ? 0 : 50,
+                  bytes: 1,
+                  oldestAgeS,
+                  sent: 9,
+                  acknowledged: 9,
+                  dropped: 0,
+                  quarantinedBytes: 0,
+                },
+                errors: { checksum: 3 },
+                diskFreeMB: 800,
+                diskTotalMB: 14_000,
+              },
+              at,
+            ) as PiHealth,
+          );
+        const res = await fetch(
+          `${influxd.url}/write?db=${db}&precision=ms&u=admin&p=${ADMIN.split(':')[1]}`,
+          {
+            method: 'POST',
+            body: [
+              h('pi-a', T0 + 60_000, 600, '0.3.0'),
+              h('pi-a', T0 + 120_000, null, '0.4.0'),
+              h('pi-b', T0 + 90_000, 1800, '0.4.0'),
+            ].join('\n'),
+          },
+        );
+        assert.equal(res.status, 204, await res.text());
+        const fleet = dashboard.panels.find((p) => p.id === 12)!;
+        const rows = async (ref: number) => {
+          const r = await influxd.query(
+            expand(fleet.targets[ref].query, { from: T0, to: END, interval: '10m' }, meters),
+            db,
+            ADMIN,
+          );
+          return Object.fromEntries(
+            (r.results[0].series ?? []).map((x) => [
+              x.tags!.pi,
+              Object.fromEntries(x.columns.map((c, i) => [c, x.values[0][i]])),
+            ]),
+          );
+        };
+        const last = await rows(0);
+        assert.equal(last['pi-a'].waiting, 0);
+        assert.equal(last['pi-a'].version, '0.4.0');
+        assert.equal(last['pi-b']['oldest unsent (min)'], 30);
+        assert.equal(last['pi-b'].errors, 3);
+        const seen = await rows(1);
+        assert.deepEqual([seen['pi-a'].time, seen['pi-b'].time], [T0 + 120_000, T0 + 90_000], 'last seen');
+        const backlog = await panel(13);
+        assert.deepEqual(backlog.map((x) => x.tags?.pi).sort(), ['pi-a', 'pi-b']);
       });
 
       test('power, currents, the water counter and the last reading per meter', async () => {

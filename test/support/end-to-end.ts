@@ -130,6 +130,8 @@ export interface SiteOptions {
   readonly readingsTopic?: string;
   /** Changes to the Pi's teleinfo-spool settings (e.g. a Pi of before end-to-end acknowledgement). */
   readonly piSpool?: Record<string, string>;
+  /** Changes to the Pi's teleinfo-health settings (e.g. a shorter interval). */
+  readonly piHealth?: Record<string, string>;
   /** A TLS listener with a password file: its mosquitto lines, and what the Pi and the servers are given. */
   /**
    * The shipped broker (docker/mosquitto: TLS, one account each, the ACL) with these accounts and certificates,
@@ -188,7 +190,14 @@ export async function startSite(database: string, options: SiteOptions = {}): Pr
     pi: null as unknown as NodeRedProcess, // started last, once the servers subscribed
   };
   for (const i of serverDirs.keys()) site.servers.push(await startServer(site, i));
-  site.pi = await startPi(piDir, mqttUrl(site, link.port), box.port, options.secure?.pi, options.piSpool);
+  site.pi = await startPi(
+    piDir,
+    mqttUrl(site, link.port),
+    box.port,
+    options.secure?.pi,
+    options.piSpool,
+    options.piHealth,
+  );
   return site;
 }
 
@@ -271,6 +280,8 @@ export function startPi(
   env: Record<string, string> = {},
   /** Change the Pi's teleinfo-spool settings (e.g. its window) for a test. */
   buffer: Record<string, string> = {},
+  /** Change the Pi's teleinfo-health settings (e.g. its interval). */
+  health: Record<string, string> = {},
 ): Promise<NodeRedProcess> {
   const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'pi.json'), 'utf8')) as {
     id: string;
@@ -279,6 +290,10 @@ export function startPi(
   Object.assign(
     flows.find((n) => n.id === 'pi-spool')!,
     buffer,
+  );
+  Object.assign(
+    flows.find((n) => n.id === 'pi-health')!,
+    health,
   );
   flows.find((n) => n.id === 'pi-poll')!.wires![0].push('test-tap');
   flows.push({

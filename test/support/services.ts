@@ -47,6 +47,12 @@ export interface Service {
 }
 
 /** Wait for `ready()` to hold, checking every 25 ms: the service answering is the event waited for. */
+/** An outage's length or a scenario's wait: the time itself is what the test is about. */
+export async function pause(ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  await waitFor(`${Math.round(ms / 1000)} s`, () => Date.now() >= until, ms + 5000);
+}
+
 export async function waitFor(
   what: string,
   ready: () => Promise<boolean> | boolean,
@@ -147,6 +153,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
 
 export interface Influxd extends Service {
   readonly url: string;
+  /** Its RPC address (host:port), which `influxd backup` and `influxd restore` reach. */
+  readonly rpc: string;
   /** InfluxQL, with `epoch=ms`; returns the parsed JSON. */
   query(q: string, db?: string, auth?: string): Promise<InfluxQueryResult>;
 }
@@ -207,7 +215,15 @@ ${options.retentionCheck ? `[retention]\n  check-interval = "${options.retention
   if (options.adminPassword !== undefined) {
     await query(`CREATE USER admin WITH PASSWORD '${options.adminPassword}' WITH ALL PRIVILEGES`);
   }
-  return { pid: child.pid as number, port, dir, url, query, stop: stopper(child, options.dir ? null : dir) };
+  return {
+    pid: child.pid as number,
+    port,
+    dir,
+    url,
+    rpc: `127.0.0.1:${rpcPort}`,
+    query,
+    stop: stopper(child, options.dir ? null : dir),
+  };
 }
 
 /**
