@@ -8,8 +8,9 @@ import { ROOT } from '../support/fixtures';
 import { alive, freePort, serviceSkip, tempDir, waitFor } from '../support/services';
 
 /**
- * The demo's backup and restore, as a user runs them: `npm start`, `npm run backup -- <dir>`, the demo stopped and
- * its directory deleted, then `npm start -- --restore <dir>` in a new, empty one. The restored demo has the same
+ * The demo's backup and restore, as a user runs them: the demo, `npm run backup -- <dir>`, the demo stopped and its
+ * directory deleted, then the demo again with `--restore <dir>` in a new, empty one (scripts/start.js itself, which
+ * `npm start` runs once it has built: a build here would replace dist/ under the running tests). The restored demo has the same
  * readings, rollups and retention policies, the same answers to every dashboard query on them, the same flows (with
  * the change deployed before the backup) and credentials.
  */
@@ -129,9 +130,9 @@ test(
       await waitFor(
         'readings and their hourly rollups',
         async () => {
-          const raw = await query(a, 'SELECT last("phases") FROM "teleinfo"');
+          const raw = (await query(a, 'SELECT count("phases") FROM "teleinfo"')) as { values: number[][] }[];
           const rolled = await query(a, 'SELECT last("power_max") FROM "forever"."teleinfo_hourly"');
-          return raw.length > 0 && rolled.length > 0;
+          return (raw[0]?.values[0][1] ?? 0) >= 20 && rolled.length > 0;
         },
         150_000,
       );
@@ -158,7 +159,9 @@ test(
       );
       const to = Date.now();
       const before = await snapshot(a, from, to);
-      execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'backup.js'), backup], {
+      // The README's command.
+      execFileSync('npm', ['run', 'backup', '--', backup], {
+        cwd: ROOT,
         env: { ...process.env, DEMO_DIR: a.dir },
         stdio: 'pipe',
       });

@@ -13,6 +13,9 @@ const RUN_BY: Record<string, string> = {
   'npm ci && npm start': 'test/e2e/npm-start.test.ts (in a fresh clone, from the Set-up table)',
   'npm ci && npm test': '.ci/run (from the Set-up table)',
   'npm start': 'test/e2e/npm-start.test.ts',
+  'npm run backup -- backups/today': 'test/e2e/backup.test.ts',
+  'npm start -- --restore backups/today':
+    'test/e2e/backup.test.ts (as scripts/start.js --restore, which npm start runs once it has built)',
   'npm test': '.ci/run',
   'npx teleinfo-sim --help': 'test/e2e/npm-start.test.ts (in a fresh clone)',
   'npx node-red admin hash-pw': 'test/e2e/npm-start.test.ts (in a fresh clone)',
