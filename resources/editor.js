@@ -6,7 +6,7 @@
  *   label and its style, port labels from the node's i18n space);
  * - form(type, rows, options): the dialog's template, from rows of controls (text, typed, select, check,
  *   checkLabelled, area, say), each row a label with its icon; then the name row and the tip;
- * - validators: positive(type), wholeAtLeast(type, min), valueOrEnv(prop, type, isConfig, check);
+ * - validators: positive(type), measurement(type, message), wholeAtLeast(type, min), valueOrEnv(prop, type, isConfig, check);
  * - typedInput(prop, types, isConfig): a typedInput whose type is kept in the node's `<prop>Type`;
  * - toggleRows(selector, rows): show the rows a select or checkbox value asks for.
  */
@@ -254,6 +254,14 @@ window.teleinfoEditor =
           )
             return true;
           return opt ? this._(type + '.' + (message || 'errors.number'), { value: v }) : false;
+        };
+      },
+
+      /** An InfluxDB measurement: no space or comma, not starting with _ (InfluxDB's own); else `<type>.<message>`. */
+      measurement: function (type, message) {
+        return function (v, opt) {
+          if (/^[^_\s,][^\s,]*$/.test(v || '')) return true;
+          return opt ? this._(type + '.' + message, { value: v }) : false;
         };
       },
 
