@@ -100,6 +100,8 @@ export = function register(RED: NodeAPI): void {
       if (typeof health === 'string') return refuse(health);
       const at = Date.parse(health.at);
       const before = lastAt.get(health.pi);
+      // The retained copy of the last one, again (a reconnection, a second subscription): nothing new.
+      if (at === before) return done();
       if (before !== undefined && Math.abs(at - before) < MIN_GAP_MS)
         return refuse(`${health.pi}: two health messages within 5 s`);
       lastAt.delete(health.pi);
