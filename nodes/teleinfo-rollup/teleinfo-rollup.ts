@@ -76,7 +76,11 @@ export = function register(RED: NodeAPI): void {
         if (abort.signal.aborted) return;
         const message = (e as Error).message;
         // Once per kind of failure: InfluxDB away for an hour is one error, not sixty.
-        if (message !== lastError) node.error(`teleinfo-rollup: ${message} (the hours stay marked, retried)`);
+        // To Catch nodes too, with what waits.
+        if (message !== lastError)
+          node.error(`teleinfo-rollup: ${message} (the hours stay marked, retried)`, {
+            payload: { error: message, waiting: rollup.waiting },
+          });
         lastError = message;
       }
       status.schedule();
@@ -97,7 +101,9 @@ export = function register(RED: NodeAPI): void {
       (e: Error) => {
         if (abort.signal.aborted) return;
         lastError = e.message;
-        node.error(`teleinfo-rollup: ${e.message} (looking for readings stored before the rollups)`);
+        node.error(`teleinfo-rollup: ${e.message} (looking for readings stored before the rollups)`, {
+          payload: { error: e.message },
+        });
         status.schedule();
         schedule(intervalMs);
       },
