@@ -29,7 +29,7 @@ export = function register(RED: NodeAPI): void {
     const database = server?.database ?? null;
     const measurement = config.measurement || 'teleinfo_health';
     const lastAt = new Map<string, number>();
-    const counters = { admitted: 0, refused: 0, stored: 0, dropped: 0 };
+    const counters = { refused: 0, stored: 0, dropped: 0 };
     let waiting: string[] = [];
     let lastError = '';
     let lastRefusal = '';
@@ -37,7 +37,7 @@ export = function register(RED: NodeAPI): void {
     let flushing: Promise<void> = Promise.resolve();
 
     const status = new ThrottledStatus(node, () => ({
-      fill: lastError ? 'yellow' : counters.refused > 0 || counters.dropped > 0 ? 'yellow' : 'green',
+      fill: lastError || counters.refused > 0 || counters.dropped > 0 ? 'yellow' : 'green',
       shape: 'dot',
       text: RED._('teleinfo-fleet.status.counts', {
         pis: lastAt.size,
@@ -107,7 +107,6 @@ export = function register(RED: NodeAPI): void {
       lastAt.delete(health.pi);
       lastAt.set(health.pi, Math.max(at, before ?? 0));
       if (lastAt.size > MAX_PIS) lastAt.delete(lastAt.keys().next().value as string);
-      counters.admitted++;
       if (database) {
         waiting.push(healthLine(health, measurement));
         drop();
