@@ -12,6 +12,9 @@
 #   INFLUX_RAW_RETENTION                          how long raw readings are kept (90d, 52w; default INF):
 #                                                 the database's default policy; rollups go to "forever"
 # Accounts that are no longer named here keep what they had: drop them in the influx shell.
+# A portable backup staged in /var/lib/influxdb/restore (docker/restore.sh puts it there) is restored at this start,
+# before the accounts are applied (a database restored comes without its privileges), into a database that holds
+# no measurement yet; otherwise it is set aside as restore.refused. One that fails is set aside as restore.failed.
 set -eu
 
 fail() {
@@ -78,6 +81,28 @@ account() {
   printf 'CREATE USER "%s" WITH PASSWORD %s' "$user" "$password" | statement may-fail
   printf 'SET PASSWORD FOR "%s" = %s' "$user" "$password" | statement
 }
+staged=/var/lib/influxdb/restore
+if [ -d "$staged" ]; then
+  measurements=$(printf 'SHOW MEASUREMENTS ON "%s"' "$INFLUXDB_DB" | curl -sS "http://127.0.0.1:$port/query" --data-urlencode 'q@-') ||
+    fail 'influxd did not answer'
+  case "$measurements" in
+    *'"series"'*)
+      rm -rf "$staged.refused" && mv "$staged" "$staged.refused"
+      echo "init.sh: $INFLUXDB_DB already holds measurements: the backup staged is not restored (set aside as $staged.refused)" >&2
+      ;;
+    *)
+      printf 'DROP DATABASE "%s"' "$INFLUXDB_DB" | statement
+      if influxd restore -portable -db "$INFLUXDB_DB" "$staged" >&2; then
+        rm -rf "$staged"
+        echo "init.sh: $INFLUXDB_DB restored from the backup staged" >&2
+      else
+        rm -rf "$staged.failed" && mv "$staged" "$staged.failed"
+        kill -TERM "$pid"
+        fail "the backup staged could not be restored (set aside as $staged.failed)"
+      fi
+      ;;
+  esac
+fi
 printf 'CREATE DATABASE "%s"' "$INFLUXDB_DB" | statement
 account "$INFLUXDB_ADMIN_USER" "${INFLUXDB_ADMIN_PASSWORD:-}"
 printf 'GRANT ALL PRIVILEGES TO "%s"' "$INFLUXDB_ADMIN_USER" | statement

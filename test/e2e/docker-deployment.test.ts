@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,9 +13,18 @@ import { SimulatedMeter } from '../../nodes/lib/simulator/meter';
 import { SerialLine } from '../../nodes/lib/simulator/serial-line';
 import { encodeTicFrame } from '../../nodes/lib/tic/encoder';
 import { Bridge, containersSkip, startContainer } from '../support/container';
+import { composeCommand, serveDockerCli } from '../support/docker-cli';
 import { composeConfig, DockerHost, type ComposeProject, type ComposeService } from '../support/docker-host';
+import { dashboard, expand } from '../support/dashboard';
 import { ROOT } from '../support/fixtures';
-import { buildContext, buildNodeRedImage, groupId, influxdbImage, mosquittoImage } from '../support/images';
+import {
+  buildContext,
+  buildNodeRedImage,
+  grafanaImage,
+  groupId,
+  influxdbImage,
+  mosquittoImage,
+} from '../support/images';
 import { editorToken } from '../support/node-red-process';
 import { serviceSkip, tempDir, waitFor } from '../support/services';
 
@@ -151,6 +160,7 @@ describe(
       const [name, tag] = (s.image ?? '').split(':');
       if (name === 'eclipse-mosquitto') return mosquittoImage(tag);
       if (name === 'influxdb') return influxdbImage(tag);
+      if (name === 'grafana/grafana-oss') return grafanaImage(tag);
       if (s.image === nodeRedImage.name) return nodeRedImage;
       throw new Error(`no image ${s.image} here`);
     };
@@ -558,6 +568,197 @@ describe(
       assert.ok(flowIds().includes('edited'), 'a restart with the same TELEINFO_RESEED seeds no second time');
     });
 
+    test("docker/backup.sh, the stack destroyed with its volumes, docker/restore.sh into an empty one: the same points, rollups, policies, dashboard answers, flows, credentials and spool, the Pis carry on into it, and a second restore is refused (a stand-in docker CLI runs the scripts' docker compose on this host; no Grafana server here: files stand for its database)", async () => {
+      const volumes = path.join(work, 'server-volumes');
+      // Grafana's database and a plugin, as Grafana would have left them in its volume.
+      const grafanaData = path.join(volumes, 'grafana-data');
+      fs.mkdirSync(path.join(grafanaData, 'plugins', 'a-panel'), { recursive: true });
+      fs.writeFileSync(path.join(grafanaData, 'grafana.db'), crypto.randomBytes(256 * 1024));
+      fs.writeFileSync(path.join(grafanaData, 'plugins', 'a-panel', 'plugin.json'), '{}');
+      execFileSync('chown', ['-R', '472:0', grafanaData]);
+
+      const adminQuery = async (q: string) => {
+        const r = await influx.query(q, admin());
+        assert.equal(r.status, 200, `${q}: ${JSON.stringify(r.body)}`);
+        return (r.body.results?.[0].series ?? []) as { name: string; values: unknown[][] }[];
+      };
+      /** Every file of a volume, by its path, with a digest of its content. */
+      const files = (dir: string): Record<string, string> => {
+        const out: Record<string, string> = {};
+        for (const f of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+          const at = path.join(dir, f);
+          if (fs.lstatSync(at).isFile())
+            out[f] = crypto.createHash('sha256').update(fs.readFileSync(at)).digest('hex');
+        }
+        return out;
+      };
+      const to = Date.now() + 3_600_000;
+      const grafanaEnv = environment(serverProject.services.grafana);
+      const grafanaAccount = `${grafanaEnv.INFLUX_READ_USER}:${grafanaEnv.INFLUX_READ_PASSWORD}`;
+      /** What the backup must carry, read from the stack while nothing writes to it. */
+      const snapshot = async () => {
+        const measurements = (await adminQuery('SHOW MEASUREMENTS')).flatMap((x) =>
+          x.values.map((v) => String(v[0])),
+        );
+        const points: Record<string, unknown> = {};
+        for (const policy of ['autogen', 'forever'])
+          for (const m of measurements)
+            points[`${policy}.${m}`] = await adminQuery(`SELECT * FROM "${policy}"."${m}" GROUP BY *`);
+        const meters = (await adminQuery('SHOW TAG VALUES FROM "teleinfo" WITH KEY = "meter"')).flatMap((x) =>
+          x.values.map((v) => String(v[1])),
+        );
+        // Every panel as Grafana asks it, with its read account, over the last year.
+        const answers: unknown[] = [];
+        for (const panel of dashboard.panels)
+          for (const target of panel.targets) {
+            const r = await influx.query(
+              expand(target.query, { from: to - 400 * 86_400_000, to, interval: '1m' }, meters),
+              grafanaAccount,
+            );
+            assert.equal(r.status, 200, `${panel.title}: ${JSON.stringify(r.body)}`);
+            answers.push(r.body);
+          }
+        return {
+          policies: await adminQuery('SHOW RETENTION POLICIES'),
+          points,
+          answers,
+          nodeRed: files(path.join(volumes, 'node-red-server-data')),
+          grafana: files(grafanaData),
+        };
+      };
+
+      // The scripts' docker compose, on whichever server host stands at the time; a hook before each command.
+      let before: ((argv: string[]) => void | Promise<void>) | undefined;
+      const piDir = fs.realpathSync(piCheckout);
+      const cli = await serveDockerCli(async (call) => {
+        await before?.(call.argv);
+        const host = call.cwd === piDir ? pi : server;
+        return composeCommand(host, composeConfig, (s) => s !== 'grafana')(call);
+      });
+      const script = (name: string, dir: string, cwd = checkout, env: Record<string, string> = {}) =>
+        new Promise<{ status: number | null; output: string }>((resolve) => {
+          const p = spawn('sh', [`docker/${name}`, dir], {
+            cwd,
+            env: { HOME: process.env.HOME, ...env, ...cli.env },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          p.stdout.on('data', (d: Buffer) => (output += d.toString()));
+          p.stderr.on('data', (d: Buffer) => (output += d.toString()));
+          p.on('close', (status) => resolve({ status, output }));
+        });
+      try {
+        // The backup: the stack as it stands when the script starts what it stopped.
+        let backedUp: Awaited<ReturnType<typeof snapshot>> | undefined;
+        before = async (argv) => {
+          if (argv[1] === 'start') backedUp ??= await snapshot();
+        };
+        let started = Date.now();
+        const backup = await script('backup.sh', 'backups/today');
+        const backupMs = Date.now() - started;
+        assert.equal(backup.status, 0, backup.output);
+        assert.ok(backedUp, backup.output);
+        assert.ok(
+          Object.keys(backedUp.points).some((k) => k.startsWith('forever.')) &&
+            Object.keys(backedUp.nodeRed).some((f) => f.includes('spool')),
+          'rollups and a spool to carry',
+        );
+        assert.deepEqual(fs.readdirSync(path.join(checkout, 'backups', 'today')).sort(), [
+          'backup.txt',
+          'grafana.tar',
+          'influxdb.tar',
+          'node-red-server.tar',
+        ]);
+        assert.ok(server.runningServices().includes('node-red-server'), 'the server Node-RED started again');
+
+        // Destroyed: containers and volumes (docker compose down -v); a server host that never ran this stack.
+        await server.down();
+        fs.rmSync(volumes, { recursive: true, force: true });
+        server = new DockerHost('server', bridge, imageOf, volumes);
+
+        let restored: Awaited<ReturnType<typeof snapshot>> | undefined;
+        before = async (argv) => {
+          if (argv[1] === 'up' && argv.length === 3) restored ??= await snapshot();
+        };
+        started = Date.now();
+        const restore = await script('restore.sh', 'backups/today');
+        const restoreMs = Date.now() - started;
+        assert.equal(restore.status, 0, restore.output);
+        assert.ok(restored, restore.output);
+        assert.deepEqual(restored.policies, backedUp.policies, 'retention policies');
+        assert.deepEqual(restored.points, backedUp.points, 'every point of every measurement and policy');
+        assert.deepEqual(
+          restored.answers,
+          backedUp.answers,
+          "every dashboard answer, with Grafana's account",
+        );
+        assert.deepEqual(restored.nodeRed, backedUp.nodeRed, "the server Node-RED's files");
+        assert.deepEqual(restored.grafana, backedUp.grafana, "Grafana's files");
+        const series = Object.values(backedUp.points).flat() as { values: unknown[] }[];
+        console.log(
+          `# backup ${backupMs} ms, restore ${restoreMs} ms: ${series.reduce((n, x) => n + x.values.length, 0)} points in ${series.length} series, ${backedUp.answers.length} dashboard answers, ${Object.keys(backedUp.nodeRed).length} Node-RED files, ${Object.keys(backedUp.grafana).length} of Grafana, identical`,
+        );
+        before = undefined;
+
+        // The restored stack runs: the flow deployed in the editor, credentials decrypted, the Pis' readings stored.
+        for (const name of ['mosquitto', 'influxdb', 'node-red-server']) await server.healthy(name);
+        const flows = JSON.parse(
+          fs.readFileSync(path.join(volumes, 'node-red-server-data', 'flows.json'), 'utf8'),
+        ) as { id: string }[];
+        assert.ok(flows.some((n) => n.id === 'edited'));
+        const back = Date.now();
+        await waitFor(
+          "pi-1's readings stored in the restored stack",
+          async () => (await count(`"source" = 'ecodevices' AND time > ${back}ms`)) > 0,
+          90_000,
+        );
+
+        const again = await script('restore.sh', 'backups/today');
+        assert.equal(again.status, 2, again.output);
+        assert.match(again.output, /already holds measurements/);
+        assert.ok(server.runningServices().includes('node-red-server'), 'nothing stopped');
+
+        // A Pi's userDir, the same way: its compose file named by COMPOSE_FILE.
+        const piVolumes = path.join(work, 'pi-volumes');
+        const piData = path.join(piVolumes, 'node-red-pi-data');
+        const pis = { COMPOSE_FILE: 'docker-compose.pi.yml' };
+        let piBackedUp: Record<string, string> | undefined;
+        before = (argv) => {
+          if (argv[1] === 'start') piBackedUp ??= files(piData);
+        };
+        const piBackup = await script('backup.sh', 'backups/pi', piCheckout, pis);
+        assert.equal(piBackup.status, 0, piBackup.output);
+        assert.deepEqual(fs.readdirSync(path.join(piCheckout, 'backups', 'pi')).sort(), [
+          'backup.txt',
+          'node-red-pi.tar',
+        ]);
+        assert.ok(
+          piBackedUp && Object.keys(piBackedUp).some((f) => f.includes('spool')),
+          'the Pi has its spool to carry',
+        );
+        await pi.down();
+        fs.rmSync(piVolumes, { recursive: true, force: true });
+        pi = new DockerHost('pi', bridge, imageOf, piVolumes, { [brokerName()]: server.ip('mosquitto') });
+        let piRestored: Record<string, string> | undefined;
+        before = (argv) => {
+          if (argv[1] === 'up' && argv.length === 3) piRestored ??= files(piData);
+        };
+        const piRestore = await script('restore.sh', 'backups/pi', piCheckout, pis);
+        assert.equal(piRestore.status, 0, piRestore.output);
+        assert.deepEqual(piRestored, piBackedUp, "the Pi's files");
+        before = undefined;
+        await pi.healthy('node-red-pi');
+        const piBack = Date.now();
+        await waitFor(
+          "the restored Pi's readings stored",
+          async () => (await count(`"source" = 'ecodevices' AND time > ${piBack}ms`)) > 0,
+          90_000,
+        );
+      } finally {
+        await cli.close();
+      }
+    });
+
     test('the image build: a context without secrets or built files; npm pack writes its tarball where it was told; no npm cache left in the image (read from the Dockerfile)', () => {
       // The checkout now holds .env and the certificates and keys, as a user's does.
       const context = buildContext(checkout);
@@ -708,23 +909,10 @@ test(
     const start = async () => {
       const container = startContainer({
         name: 'grafana',
-        image: {
-          name: service.image!,
-          user: { uid: 472, gid: 0, home: '/home/grafana' },
-          workdir: '/usr/share/grafana',
-          entrypoint: ['/run.sh'],
-          cmd: [],
-          env: {
-            GF_PATHS_CONFIG: '/etc/grafana/grafana.ini',
-            GF_PATHS_DATA: '/var/lib/grafana',
-            GF_PATHS_HOME: '/usr/share/grafana',
-            PATH: '/usr/share/grafana/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-          },
-          layer(root) {
-            root.file('/run.sh', recorder('run'), undefined, 0o755);
-            root.file('/usr/share/grafana/bin/grafana', recorder('grafana'), undefined, 0o755);
-          },
-        },
+        image: grafanaImage(service.image!.split(':')[1], (root) => {
+          root.file('/run.sh', recorder('run'), undefined, 0o755);
+          root.file('/usr/share/grafana/bin/grafana', recorder('grafana'), undefined, 0o755);
+        }),
         entrypoint: service.entrypoint as string[],
         environment: Object.fromEntries(
           Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v).replace(/\$\$/g, '$')]),

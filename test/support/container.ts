@@ -1,7 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { tempDir } from './services';
 
 /**
@@ -57,6 +58,8 @@ export interface ContainerSpec {
   readonly network?: { netns: string; hosts: string };
   /** Where what it prints goes (appended): container.log in its folder by default. */
   readonly log?: string;
+  /** Its stdin, stdout and stderr are pipes to the caller (`docker run -i`), not a log. */
+  readonly attached?: boolean;
 }
 
 /** Where a container's files go: the path it has in the container, made in its root or its overlays. */
@@ -117,8 +120,12 @@ export interface Container {
   running(): boolean;
   /** Its exit, with the entry point's status. */
   wait(): Promise<number | null>;
+  /** Its stdin, stdout and stderr, when it was started attached. */
+  readonly stdio?: { stdin: Writable; stdout: Readable; stderr: Readable };
   /** A command in the running container, as `docker exec` runs it (its namespaces, root and user). */
   exec(command: string[], options?: { input?: string; timeoutMs?: number }): Promise<ExecResult>;
+  /** The same, with its stdin, stdout and stderr as streams (`docker exec -i`, byte for byte). */
+  spawn(command: string[]): ChildProcessWithoutNullStreams;
   /** `docker stop`: the signal, then SIGKILL after 10 s. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -187,6 +194,7 @@ export function startContainer(spec: ContainerSpec): Container {
   const logFile = spec.log ?? path.join(dir, 'container.log');
   const log = fs.openSync(logFile, 'a');
   const logStart = fs.fstatSync(log).size;
+  const stdio = spec.attached ? (['pipe', 'pipe', 'pipe'] as const) : (['ignore', log, log] as const);
   const namespaces = [
     '/usr/bin/unshare',
     '--mount',
@@ -199,11 +207,16 @@ export function startContainer(spec: ContainerSpec): Container {
   const child: ChildProcess = spawn(
     spec.network ? '/usr/sbin/ip' : namespaces[0],
     spec.network ? ['netns', 'exec', spec.network.netns, ...namespaces] : namespaces.slice(1),
-    { stdio: ['ignore', log, log], env },
+    { stdio: [...stdio], env },
   );
   fs.closeSync(log);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const running = () => child.exitCode === null && child.signalCode === null;
+  const spawnIn = (cmd: string[]) =>
+    spawn('/usr/bin/nsenter', ['-t', String(child.pid), '-m', '-n', '-r', '-w', ...user, ...cmd], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
   return {
     name: spec.name,
     pid: child.pid as number,
@@ -211,13 +224,13 @@ export function startContainer(spec: ContainerSpec): Container {
     logs: () => fs.readFileSync(logFile, 'utf8').slice(logStart),
     running,
     wait: () => exited,
+    stdio: spec.attached
+      ? { stdin: child.stdin as Writable, stdout: child.stdout as Readable, stderr: child.stderr as Readable }
+      : undefined,
+    spawn: spawnIn,
     exec(cmd, options = {}) {
       return new Promise<ExecResult>((resolve) => {
-        const p = spawn(
-          '/usr/bin/nsenter',
-          ['-t', String(child.pid), '-m', '-n', '-r', '-w', ...user, ...cmd],
-          { env, stdio: ['pipe', 'pipe', 'pipe'] },
-        );
+        const p = spawnIn(cmd);
         let stdout = '';
         let stderr = '';
         p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -87,7 +87,11 @@ export class DockerHost {
    * configuration changed, is (re)created, in the order of depends_on, each waiting for the health of those it
    * depends on.
    */
-  async up(project: ComposeProject, only?: string[]): Promise<void> {
+  async up(
+    project: ComposeProject,
+    only?: string[],
+    options: { forceRecreate?: boolean } = {},
+  ): Promise<void> {
     this.project = project;
     const started = new Set<string>();
     const start = async (name: string): Promise<void> => {
@@ -100,24 +104,31 @@ export class DockerHost {
       }
       const config = JSON.stringify(service);
       const current = this.containers.get(name);
-      if (current && current.config === config && current.container.running()) return;
+      if (current && current.config === config && current.container.running() && !options.forceRecreate)
+        return;
       if (current) await current.container.stop();
       this.containers.set(name, { container: this.create(name, service), config });
     };
     for (const name of only ?? Object.keys(project.services)) await start(name);
   }
 
-  private create(name: string, service: ComposeService): Container {
+  private create(
+    name: string,
+    service: ComposeService,
+    run?: { entrypoint?: string[]; command: string[] },
+  ): Container {
     const image = this.imageOf(name, service);
-    const member = this.bridge.attach(`${this.name}-${name}`);
+    const container = run ? `${this.name}-${name}-run` : `${this.name}-${name}`;
+    const member = this.bridge.attach(container);
     const names: Record<string, string> = { ...this.extraHosts };
     for (const other of Object.keys(this.project.services))
       names[other] = this.bridge.attach(`${this.name}-${other}`).ip;
     return startContainer({
-      name: `${this.name}-${name}`,
+      name: container,
       image,
-      entrypoint: list(service.entrypoint),
-      command: list(service.command),
+      entrypoint: run?.entrypoint ?? list(service.entrypoint),
+      command: run ? run.command : list(service.command),
+      attached: run !== undefined,
       environment: Object.fromEntries(
         Object.entries(service.environment ?? {}).map(([k, v]) => [k, unescape(String(v))]),
       ),
@@ -186,6 +197,41 @@ export class DockerHost {
     throw new Error(
       `${name} stays unhealthy: ${JSON.stringify(last)}\n${this.container(name).logs().slice(-3000)}`,
     );
+  }
+
+  /**
+   * `docker compose run --rm --no-deps -T [--entrypoint X] <service> [command]`: a new container of the service (its
+   * image, environment, volumes, network) running the command given, attached; `entrypoint` replaces the image's
+   * and compose's, as `--entrypoint` does.
+   */
+  run(name: string, command: string[], entrypoint?: string[]): Container {
+    const service = this.project.services[name];
+    if (!service) throw new Error(`no service ${name}`);
+    return this.create(name, service, {
+      entrypoint: entrypoint ?? list(service.entrypoint),
+      command: command.length > 0 ? command : (list(service.command) ?? []),
+    });
+  }
+
+  /** The project as compose reads it again for a command (the containers stay as they are). */
+  configure(project: ComposeProject): void {
+    this.project = project;
+  }
+
+  /** The services whose container runs (`docker compose ps --services --status running`). */
+  runningServices(): string[] {
+    return [...this.containers].filter(([, c]) => c.container.running()).map(([name]) => name);
+  }
+
+  /**
+   * `docker compose start` of a service stopped: its container again, with the configuration it had (here a new
+   * process on the same volumes; what the container wrote outside them is not kept).
+   */
+  start(name: string): void {
+    const current = this.containers.get(name);
+    if (!current || current.container.running()) return;
+    const service = JSON.parse(current.config) as ComposeService;
+    this.containers.set(name, { container: this.create(name, service), config: current.config });
   }
 
   /** `docker compose stop` of a service (its container is kept for a start with the same configuration). */

@@ -87,6 +87,37 @@ export function influxdbImage(tag: string): Image {
   };
 }
 
+/**
+ * grafana/grafana-oss:11: USER 472 (group root), GF_PATHS_* and the image's bin on the PATH, /var/lib/grafana owned
+ * by its user; /run.sh starts Grafana. Grafana has no server here: /run.sh says so and fails, and `grafana` is
+ * absent, unless `layer` puts stand-ins there. What runs in it otherwise is the host's (sh, tar, find).
+ */
+export function grafanaImage(tag: string, layer?: (root: ContainerRoot) => void): Image {
+  const grafana = { uid: 472, gid: 0 };
+  return {
+    name: `grafana/grafana-oss:${tag}`,
+    user: { ...grafana, home: '/home/grafana' },
+    workdir: '/usr/share/grafana',
+    entrypoint: ['/run.sh'],
+    cmd: [],
+    env: {
+      GF_PATHS_CONFIG: '/etc/grafana/grafana.ini',
+      GF_PATHS_DATA: '/var/lib/grafana',
+      GF_PATHS_HOME: '/usr/share/grafana',
+      PATH: '/usr/share/grafana/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    },
+    layer(root: ContainerRoot) {
+      root.folder('/usr/share/grafana/bin');
+      root.folder('/var/lib/grafana', grafana);
+      root.file('/run.sh', '#!/bin/sh\necho "no Grafana server here" >&2\nexit 1\n', undefined, 0o755);
+      layer?.(root);
+    },
+    volumeContent(target: string, volume: string) {
+      if (target === '/var/lib/grafana') fs.chownSync(volume, grafana.uid, grafana.gid);
+    },
+  };
+}
+
 /** The Node-RED image's user and the placeholder flow it ships in /data. */
 const NODE_RED_USER = { uid: 1000, gid: 1000, home: '/usr/src/node-red' };
 const PLACEHOLDER_FLOWS = JSON.stringify([

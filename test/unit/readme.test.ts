@@ -16,6 +16,8 @@ const RUN_BY: Record<string, string> = {
   'npm run backup -- backups/today': 'test/e2e/backup.test.ts',
   'npm start -- --restore backups/today':
     'test/e2e/backup.test.ts (as scripts/start.js --restore, which npm start runs once it has built)',
+  'sh docker/backup.sh backups/today': 'test/e2e/docker-deployment.test.ts (on a stand-in docker CLI)',
+  'sh docker/restore.sh backups/today': 'test/e2e/docker-deployment.test.ts (on a stand-in docker CLI)',
   'npm test': '.ci/run',
   'npx teleinfo-sim --help': 'test/e2e/npm-start.test.ts (in a fresh clone)',
   'npx node-red admin hash-pw': 'test/e2e/npm-start.test.ts (in a fresh clone)',
