@@ -81,6 +81,8 @@ interface SentGroup {
   /** Records of the spool up to `end`. */
   readonly count: number;
   readonly at: number;
+  /** How many server acknowledgements had come when it was sent (serverAcks): any after it prove a server stores. */
+  readonly acksBefore: number;
   /** Records sent (`count` less the refused ones): what the group holds of the window until it is acknowledged. */
   sent: number;
   /** Messages not yet acknowledged. */
@@ -98,8 +100,8 @@ export class SpoolForwarder {
   /** The number after the last record sent since the start: a server cannot acknowledge more. */
   private sentEnd: number;
   private stallFactor = 1;
-  /** When a server last acknowledged anything of this stream: proof that one is storing. */
-  private lastServerAck = 0;
+  /** Acknowledgements of this stream from servers so far: one after a record was sent proves a server stores. */
+  private serverAcks = 0;
   /** Forwarded records still in the spool, oldest first; their tokens follow each other. */
   private readonly groups: SentGroup[] = [];
   private inGroups = 0;
@@ -236,7 +238,16 @@ export class SpoolForwarder {
   }
 
   private startGroup(end: SpoolPosition, first: number, count: number): SentGroup {
-    const group = { token: this.nextToken++, end, first, count, at: Date.now(), sent: 0, unacked: 0 };
+    const group = {
+      token: this.nextToken++,
+      end,
+      first,
+      count,
+      at: Date.now(),
+      acksBefore: this.serverAcks,
+      sent: 0,
+      unacked: 0,
+    };
     this.groups.push(group);
     this.inGroups += count;
     return group;
@@ -291,7 +302,7 @@ export class SpoolForwarder {
    */
   serverAcked(stream: string, ranges: Iterable<readonly [number, number]>): number {
     if (this.options.release !== 'server' || stream !== this.spool.stream) return 0;
-    this.lastServerAck = Date.now();
+    this.serverAcks++;
     const head = this.spool.headSeq;
     const end = this.sentEnd;
     for (const [a, b] of ranges)
@@ -399,7 +410,8 @@ export class SpoolForwarder {
     // server asks for what it missed when it is back.
     const oldest = this.groups[0];
     if (!this.link || this.replaying || !oldest || oldest.unacked > 0) return;
-    if (now - oldest.at < this.options.stallMs! * this.stallFactor || this.lastServerAck <= oldest.at) return;
+    if (now - oldest.at < this.options.stallMs! * this.stallFactor || this.serverAcks === oldest.acksBefore)
+      return;
     this.counters.stalls++;
     this.stallFactor = Math.min(this.stallFactor * 2, MAX_STALL_FACTOR);
     this.replayRequested();
