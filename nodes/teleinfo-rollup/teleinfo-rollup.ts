@@ -10,6 +10,8 @@ interface RollupDef extends NodeDef {
   retentionPolicy: string;
   /** Seconds between passes. */
   interval: string;
+  /** Seconds between two recomputations of the current hour (past hours go at the next pass). */
+  currentEvery?: string;
   /** An hour's energy above this (kWh, per tariff period) is a swapped meter, not consumption. */
   maxKWh: string;
 }
@@ -20,7 +22,7 @@ const FUTURE_MS = 3_600_000;
 /**
  * teleinfo-rollup: the readings a Complete node saw stored by influx-teleinfo-out in, rollups out to InfluxDB 1.x
  * (hourly, daily and monthly energy by tariff period, apparent power), recomputed every `interval` seconds for the
- * hours that got readings, however late they came (lib/rollup).
+ * hours that got readings, however late they came, the current hour every `currentEvery` seconds (lib/rollup).
  */
 export = function register(RED: NodeAPI): void {
   function TeleinfoRollup(this: Node, config: RollupDef): void {
@@ -44,6 +46,7 @@ export = function register(RED: NodeAPI): void {
       measurement: config.measurement || 'teleinfo',
       retentionPolicy: config.retentionPolicy || 'forever',
       maxWhPerHour: (Number(config.maxKWh) > 0 ? Number(config.maxKWh) : 40) * 1000,
+      currentHourEveryMs: (Number(config.currentEvery) > 0 ? Number(config.currentEvery) : 600) * 1000,
     });
     let invalid = 0;
     let lastError = '';

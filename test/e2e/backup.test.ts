@@ -120,6 +120,11 @@ test(
       const server = `http://127.0.0.1:${a.serverPort}`;
       const deployed = (await (await fetch(`${server}/flows`)).json()) as { id: string; name?: string }[];
       deployed.find((n) => n.id === 'srv-comment')!.name = 'deployed before the backup';
+      // The current hour recomputed at each pass (every 60 s), so that the rollups catch up at rest.
+      Object.assign(
+        deployed.find((n) => n.id === 'srv-rollup')!,
+        { currentEvery: '60' },
+      );
       const res = await fetch(`${server}/flows`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' },

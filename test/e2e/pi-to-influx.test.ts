@@ -72,7 +72,10 @@ describe('Pi → MQTT → server → InfluxDB, with the shipped flows', { skip }
     site = await startSite('rollups', {
       serverAccount: true,
       serverFlow: (nodes) => {
-        nodes.find((n) => n.id === 'srv-rollup')!.interval = '1';
+        Object.assign(
+          nodes.find((n) => n.id === 'srv-rollup')!,
+          { interval: '1', currentEvery: '1' },
+        );
       },
     });
     await readings(site, 10);

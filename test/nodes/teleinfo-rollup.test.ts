@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { EventEmitter } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import influxServer from '../../nodes/influxdb-teleinfo-server/influxdb-teleinfo-server';
+import { hourStart } from '../../nodes/lib/rollup/paris-time';
 import rollupNode from '../../nodes/teleinfo-rollup/teleinfo-rollup';
 import { coreNodes, helper, startHelper, stopHelper } from '../support/node-red';
 import { hcReading } from '../support/readings';
@@ -59,7 +60,8 @@ describe('teleinfo-rollup (Node-RED test helper, real influxd)', { skip: service
 
   test('its hours roll up; InfluxDB away, they stay marked and roll up once it is back', async () => {
     const rollup = helper.getNode('rollup');
-    const now = Date.now();
+    // In the hour before this one: recomputed at each pass (the current hour waits ten minutes between two).
+    const now = hourStart(Date.now()) - 60_000;
     const write = async (t: number, i: number) => {
       const res = await fetch(`${influxd.url}/write?db=rollup&precision=ms`, {
         method: 'POST',

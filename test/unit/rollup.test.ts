@@ -101,6 +101,43 @@ describe('marked hours (a database standing in for InfluxDB)', () => {
     assert.equal(r.counters.failures, 1);
   });
 
+  test('the current hour is recomputed at most every currentHourEveryMs; a past hour at the next pass, the hour before once the next began', async () => {
+    const raw: { from: number; byTime: boolean }[] = [];
+    const db: InfluxDatabase = {
+      query: (q) => {
+        const m = /FROM "teleinfo" WHERE time >= (\d+)ms/.exec(q);
+        if (m) raw.push({ from: Number(m[1]), byTime: q.includes('GROUP BY time(1h)') });
+        return Promise.resolve([]);
+      },
+      write: () => Promise.resolve(),
+    };
+    const r = new Rollup(db, { currentHourEveryMs: 600_000 });
+    const signal = AbortSignal.timeout(1000);
+    const h0 = Date.parse('2026-12-07T10:00:00Z');
+    const at = (ms: number) => h0 + ms;
+    r.mark('a', at(60_000), at(60_000));
+    await r.pass(signal, at(120_000));
+    assert.deepEqual(raw, [{ from: h0, byTime: false }], 'the first pass: one hour, no GROUP BY time');
+    r.mark('a', at(180_000), at(180_000));
+    await r.pass(signal, at(240_000));
+    assert.equal(raw.length, 1, 'three minutes later: not again');
+    assert.equal(r.waiting, 0, 'the current hour is no backlog');
+    r.mark('b', at(-2 * H + 5), at(250_000));
+    await r.pass(signal, at(300_000));
+    assert.deepEqual(
+      raw[1],
+      { from: h0 - 2 * H, byTime: true },
+      "a late reading's hour and the next, at once",
+    );
+    assert.equal(raw.length, 2);
+    await r.pass(signal, at(720_000));
+    assert.deepEqual(raw[2], { from: h0, byTime: false }, 'ten minutes after it was: the current hour again');
+    r.mark('a', at(H - 1000), at(H - 1000));
+    await r.pass(signal, at(H + 30_000));
+    assert.deepEqual(raw[3], { from: h0, byTime: false }, 'the next hour began: the last one, at once');
+    assert.equal(raw.length, 4);
+  });
+
   test('a long backlog goes in slices, oldest first', async () => {
     const ranges: string[] = [];
     const db: InfluxDatabase = {

@@ -33,6 +33,12 @@ export interface RollupOptions {
   readonly maxMeters: number;
   /** Hours of one meter recomputed per query: a long backlog goes in such slices, oldest first. */
   readonly hoursPerQuery: number;
+  /**
+   * The current hour, which every live reading marks, is recomputed at most this often (past hours at the next
+   * pass): InfluxDB's cost of a pass grows with the meters, not with the readings, so a pass a minute over every
+   * meter's current hour would cost a fleet's InfluxDB far more than storing the readings does.
+   */
+  readonly currentHourEveryMs: number;
 }
 
 export const DEFAULT_ROLLUP_OPTIONS: RollupOptions = {
@@ -42,6 +48,7 @@ export const DEFAULT_ROLLUP_OPTIONS: RollupOptions = {
   maxWhPerHour: 40_000,
   maxMeters: 100_000,
   hoursPerQuery: 48,
+  currentHourEveryMs: 10 * 60_000,
 };
 
 export interface RollupCounters extends EnergyAnomalies {
@@ -67,6 +74,10 @@ interface Marked {
 export class Rollup {
   readonly counters: RollupCounters = { hours: 0, dropped: 0, failures: 0, resets: 0, implausible: 0 };
   private marked = new Map<string, Marked>();
+  /** Meters whose only marked hour is the one current when it was marked, by that hour's start. */
+  private readonly live = new Map<string, number>();
+  /** When the current hour was last recomputed. */
+  private currentHourAt = -Infinity;
   private readonly options: RollupOptions;
 
   constructor(
@@ -76,7 +87,7 @@ export class Rollup {
     this.options = { ...DEFAULT_ROLLUP_OPTIONS, ...options };
   }
 
-  /** Meters with hours waiting. */
+  /** Meters with past hours waiting (the current hour, recomputed every currentHourEveryMs, is not counted). */
   get waiting(): number {
     return this.marked.size;
   }
@@ -95,11 +106,17 @@ export class Rollup {
       m.to = Math.max(m.to, to);
       return true;
     }
-    if (this.marked.size >= this.options.maxMeters) {
+    const live = this.live.get(meter);
+    if (live === undefined && this.marked.size + this.live.size >= this.options.maxMeters) {
       this.counters.dropped++;
       return false;
     }
-    this.marked.set(meter, { from, to });
+    if (from === current && (live === undefined || live === current)) this.live.set(meter, current);
+    else {
+      // A past hour: recomputed at the next pass, with the live hour it had.
+      this.live.delete(meter);
+      this.marked.set(meter, { from: Math.min(from, live ?? from), to: Math.max(to, live ?? to) });
+    }
     return true;
   }
 
@@ -134,9 +151,21 @@ export class Rollup {
    * One pass: every meter's marked hours, up to `hoursPerQuery` of them, oldest first, and the days and months
    * holding them. True when hours are still marked (a longer backlog): call again.
    */
-  async pass(signal: AbortSignal): Promise<boolean> {
+  async pass(signal: AbortSignal, now = Date.now()): Promise<boolean> {
     const taken = this.marked;
     this.marked = new Map();
+    const current = hourStart(now);
+    const currentDue = now - this.currentHourAt >= this.options.currentHourEveryMs;
+    for (const [meter, hour] of this.live) {
+      if (hour === current && !currentDue) continue;
+      this.live.delete(meter);
+      if (hour === current) this.currentHourAt = now;
+      const m = taken.get(meter);
+      if (m) {
+        m.from = Math.min(m.from, hour);
+        m.to = Math.max(m.to, hour);
+      } else taken.set(meter, { from: hour, to: hour });
+    }
     // Meters with the same slice share the queries: live, that is every meter in the current hour.
     const slices = new Map<string, { from: number; to: number; meters: string[] }>();
     let backlog = false;
@@ -190,11 +219,13 @@ export class Rollup {
         'GROUP BY "meter"',
       signal,
     );
+    // One hour (the live case) needs no GROUP BY time, which costs InfluxDB about twice as much.
     const raw = await this.db.query(
       `SELECT ${ROLLUP_INDEXES.map((l) => `last(${ident(l)}) AS ${ident(`last_${l}`)}, first(${ident(l)}) AS ${ident(`first_${l}`)}`).join(', ')}, ` +
         'max("apparent_power") AS "power_max", mean("apparent_power") AS "power_mean" ' +
         `FROM ${rpQualified(o.rawRetentionPolicy, o.measurement)} ` +
-        `WHERE time >= ${from}ms AND time < ${to + HOUR_MS}ms${where} GROUP BY time(1h), "meter" fill(none)`,
+        `WHERE time >= ${from}ms AND time < ${to + HOUR_MS}ms${where} ` +
+        (from === to ? 'GROUP BY "meter"' : 'GROUP BY time(1h), "meter" fill(none)'),
       signal,
     );
     const startOf = new Map<string, Record<string, number>>();
@@ -203,7 +234,7 @@ export class Rollup {
     for (const s of raw) {
       const meter = s.tags?.meter;
       if (!meter) continue;
-      const hours = s.values.map((row) => rawHour(s.columns, row));
+      const hours = s.values.map((row) => rawHour(s.columns, row, from === to ? from : undefined));
       for (const h of hourlyEnergy(startOf.get(meter) ?? {}, hours, o.maxWhPerHour, this.counters)) {
         const fields = [
           ...Object.entries(h.energy).map(([l, v]) => `${escapeKey(l)}=${v}`),
@@ -268,7 +299,8 @@ function rowNumbers(columns: readonly string[], row: readonly unknown[]): Record
   return out;
 }
 
-function rawHour(columns: readonly string[], row: readonly unknown[]): RawHour {
+/** A row of the raw query: its hour is its time, or `hour` for a query of one hour. */
+function rawHour(columns: readonly string[], row: readonly unknown[], hour?: number): RawHour {
   const values = rowNumbers(columns, row);
   const last: Record<string, number> = {};
   const first: Record<string, number> = {};
@@ -277,7 +309,7 @@ function rawHour(columns: readonly string[], row: readonly unknown[]): RawHour {
     else if (c.startsWith('first_')) first[c.slice(6)] = v;
   }
   return {
-    time: Number(row[columns.indexOf('time')]),
+    time: hour ?? Number(row[columns.indexOf('time')]),
     last,
     first,
     powerMax: values.power_max ?? null,
