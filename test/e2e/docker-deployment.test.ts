@@ -628,10 +628,10 @@ describe(
       };
 
       // The scripts' docker compose, on whichever server host stands at the time; a hook before each command.
-      let before: ((argv: string[]) => void | Promise<void>) | undefined;
+      let beforeCommand: ((argv: string[]) => void | Promise<void>) | undefined;
       const piDir = fs.realpathSync(piCheckout);
       const cli = await serveDockerCli(async (call) => {
-        await before?.(call.argv);
+        await beforeCommand?.(call.argv);
         const host = call.cwd === piDir ? pi : server;
         return composeCommand(host, composeConfig, (s) => s !== 'grafana')(call);
       });
@@ -650,7 +650,7 @@ describe(
       try {
         // The backup: the stack as it stands when the script starts what it stopped.
         let backedUp: Awaited<ReturnType<typeof snapshot>> | undefined;
-        before = async (argv) => {
+        beforeCommand = async (argv) => {
           if (argv[1] === 'start') backedUp ??= await snapshot();
         };
         let started = Date.now();
@@ -677,7 +677,7 @@ describe(
         server = new DockerHost('server', bridge, imageOf, volumes);
 
         let restored: Awaited<ReturnType<typeof snapshot>> | undefined;
-        before = async (argv) => {
+        beforeCommand = async (argv) => {
           if (argv[1] === 'up' && argv.length === 3) restored ??= await snapshot();
         };
         started = Date.now();
@@ -698,7 +698,7 @@ describe(
         console.log(
           `# backup ${backupMs} ms, restore ${restoreMs} ms: ${series.reduce((n, x) => n + x.values.length, 0)} points in ${series.length} series, ${backedUp.answers.length} dashboard answers, ${Object.keys(backedUp.nodeRed).length} Node-RED files, ${Object.keys(backedUp.grafana).length} of Grafana, identical`,
         );
-        before = undefined;
+        beforeCommand = undefined;
 
         // The restored stack runs: the flow deployed in the editor, credentials decrypted, the Pis' readings stored.
         for (const name of ['mosquitto', 'influxdb', 'node-red-server']) await server.healthy(name);
@@ -723,7 +723,7 @@ describe(
         const piData = path.join(piVolumes, 'node-red-pi-data');
         const pis = { COMPOSE_FILE: 'docker-compose.pi.yml' };
         let piBackedUp: Record<string, string> | undefined;
-        before = (argv) => {
+        beforeCommand = (argv) => {
           if (argv[1] === 'start') piBackedUp ??= files(piData);
         };
         const piBackup = await script('backup.sh', 'backups/pi', piCheckout, pis);
@@ -740,13 +740,13 @@ describe(
         fs.rmSync(piVolumes, { recursive: true, force: true });
         pi = new DockerHost('pi', bridge, imageOf, piVolumes, { [brokerName()]: server.ip('mosquitto') });
         let piRestored: Record<string, string> | undefined;
-        before = (argv) => {
+        beforeCommand = (argv) => {
           if (argv[1] === 'up' && argv.length === 3) piRestored ??= files(piData);
         };
         const piRestore = await script('restore.sh', 'backups/pi', piCheckout, pis);
         assert.equal(piRestore.status, 0, piRestore.output);
         assert.deepEqual(piRestored, piBackedUp, "the Pi's files");
-        before = undefined;
+        beforeCommand = undefined;
         await pi.healthy('node-red-pi');
         const piBack = Date.now();
         await waitFor(

@@ -10,10 +10,10 @@ import { tempDir } from './services';
 
 /**
  * A stand-in for the docker CLI, for the scripts a user runs on a Docker host (docker/backup.sh, restore.sh), with
- * no Docker engine here. `docker` on the PATH runs docker-cli-client.ts, which hands its arguments, working directory and
- * COMPOSE_FILE to the test serving it (serveDockerCli) over a unix socket, streams its stdin there, and writes what
- * comes back to its stdout and stderr, byte for byte, then exits with the status the test gives. The test runs
- * `docker compose ...` on a DockerHost (composeCommand).
+ * no Docker engine here. `docker` on the PATH runs docker-cli-client.ts, which hands its arguments, working
+ * directory and COMPOSE_FILE to the test serving it (serveDockerCli) over a unix socket, streams its stdin there,
+ * and writes what comes back to its stdout and stderr, byte for byte, then exits with the status the test gives.
+ * The test runs `docker compose ...` on a DockerHost (composeCommand).
  */
 
 export interface DockerCall {
