@@ -29,6 +29,7 @@ services=$(docker compose config --services)
 # The services that write files of their own, stopped for the backup and started again after it.
 held=$(docker compose ps --services --status running | grep -E '^(grafana|node-red-.+)$' || true)
 if [ -n "$held" ]; then
+  # Started again whatever happens; below, at the end of a backup, so that a failure to start says so.
   trap 'docker compose start $held' EXIT
   # shellcheck disable=SC2086 # one word per service
   docker compose stop $held
@@ -54,4 +55,9 @@ for service in $services; do
   esac
 done
 date -u '+taken %Y-%m-%dT%H:%M:%SZ' > "$dir/backup.txt"
+if [ -n "$held" ]; then
+  trap - EXIT
+  # shellcheck disable=SC2086 # one word per service
+  docker compose start $held
+fi
 echo "backup.sh: $dir" >&2
