@@ -58,14 +58,14 @@ export = function register(RED: NodeAPI): void {
       const c = rollup.counters;
       const text = RED._('teleinfo-rollup.status.counts', {
         hours: c.hours,
-        waiting: rollup.waiting,
+        waiting: rollup.waiting(),
         anomalies: c.resets + c.implausible,
       });
       if (lastError)
         return {
           fill: 'yellow',
           shape: 'ring',
-          text: RED._('teleinfo-rollup.status.failing', { error: lastError, waiting: rollup.waiting }),
+          text: RED._('teleinfo-rollup.status.failing', { error: lastError, waiting: rollup.waiting() }),
         };
       return { fill: invalid > 0 || c.dropped > 0 ? 'yellow' : 'green', shape: 'dot', text };
     });
@@ -82,7 +82,7 @@ export = function register(RED: NodeAPI): void {
         // To Catch nodes too, with what waits.
         if (message !== lastError)
           node.error(`teleinfo-rollup: ${message} (the hours stay marked, retried)`, {
-            payload: { error: message, waiting: rollup.waiting },
+            payload: { error: message, waiting: rollup.waiting() },
           });
         lastError = message;
       }

@@ -208,7 +208,7 @@ export class DockerHost {
     const service = this.project.services[name];
     if (!service) throw new Error(`no service ${name}`);
     return this.create(name, service, {
-      entrypoint: entrypoint ?? list(service.entrypoint),
+      entrypoint,
       command: command.length > 0 ? command : (list(service.command) ?? []),
     });
   }

@@ -97,7 +97,7 @@ describe('marked hours (a database standing in for InfluxDB)', () => {
     const now = Date.now();
     r.mark('a', now - 3 * H, now);
     await assert.rejects(r.pass(AbortSignal.timeout(1000)), /503/);
-    assert.equal(r.waiting, 1);
+    assert.equal(r.waiting(now), 1);
     assert.equal(r.counters.failures, 1);
   });
 
@@ -121,7 +121,8 @@ describe('marked hours (a database standing in for InfluxDB)', () => {
     r.mark('a', at(180_000), at(180_000));
     await r.pass(signal, at(240_000));
     assert.equal(raw.length, 1, 'three minutes later: not again');
-    assert.equal(r.waiting, 0, 'the current hour is no backlog');
+    assert.equal(r.waiting(at(240_000)), 0, 'the current hour is no backlog');
+    assert.equal(r.waiting(at(H)), 1, 'once the next hour began, it is');
     r.mark('b', at(-2 * H + 5), at(250_000));
     await r.pass(signal, at(300_000));
     assert.deepEqual(

@@ -74,8 +74,6 @@ interface Marked {
 export class Rollup {
   readonly counters: RollupCounters = { hours: 0, dropped: 0, failures: 0, resets: 0, implausible: 0 };
   private marked = new Map<string, Marked>();
-  /** Meters whose only marked hour is the one current when it was marked, by that hour's start. */
-  private readonly live = new Map<string, number>();
   /** When the current hour was last recomputed. */
   private currentHourAt = -Infinity;
   private readonly options: RollupOptions;
@@ -88,8 +86,11 @@ export class Rollup {
   }
 
   /** Meters with past hours waiting (the current hour, recomputed every currentHourEveryMs, is not counted). */
-  get waiting(): number {
-    return this.marked.size;
+  waiting(now = Date.now()): number {
+    const current = hourStart(now);
+    let n = 0;
+    for (const m of this.marked.values()) if (m.from < current) n++;
+    return n;
   }
 
   /**
@@ -106,17 +107,11 @@ export class Rollup {
       m.to = Math.max(m.to, to);
       return true;
     }
-    const live = this.live.get(meter);
-    if (live === undefined && this.marked.size + this.live.size >= this.options.maxMeters) {
+    if (this.marked.size >= this.options.maxMeters) {
       this.counters.dropped++;
       return false;
     }
-    if (from === current && (live === undefined || live === current)) this.live.set(meter, current);
-    else {
-      // A past hour: recomputed at the next pass, with the live hour it had.
-      this.live.delete(meter);
-      this.marked.set(meter, { from: Math.min(from, live ?? from), to: Math.max(to, live ?? to) });
-    }
+    this.marked.set(meter, { from, to });
     return true;
   }
 
@@ -156,20 +151,18 @@ export class Rollup {
     this.marked = new Map();
     const current = hourStart(now);
     const currentDue = now - this.currentHourAt >= this.options.currentHourEveryMs;
-    for (const [meter, hour] of this.live) {
-      if (hour === current && !currentDue) continue;
-      this.live.delete(meter);
-      if (hour === current) this.currentHourAt = now;
-      const m = taken.get(meter);
-      if (m) {
-        m.from = Math.min(m.from, hour);
-        m.to = Math.max(m.to, hour);
-      } else taken.set(meter, { from: hour, to: hour });
-    }
     // Meters with the same slice share the queries: live, that is every meter in the current hour.
     const slices = new Map<string, { from: number; to: number; meters: string[] }>();
     let backlog = false;
     for (const [meter, m] of taken) {
+      if (m.from === current) {
+        // Only the current hour: it waits until it is due (past hours, and a new hour, go at once).
+        if (!currentDue) {
+          this.marked.set(meter, m);
+          continue;
+        }
+        this.currentHourAt = now;
+      }
       const to = Math.min(m.to, m.from + (this.options.hoursPerQuery - 1) * HOUR_MS);
       const key = `${m.from}:${to}`;
       let slice = slices.get(key);
